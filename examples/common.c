@@ -1,0 +1,100 @@
+/* Shared plumbing of the example programs: see common.h. */
+#include "common.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void example_parse(example_opts *opts, int argc, char **argv, const char *defhost, int defport,
+                   const char *usage)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"bind", required_argument, NULL, 'b'},
+        {"port", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    opts->host = defhost;
+    opts->port = defport;
+    int c;
+    while ((c = getopt_long(argc, argv, "hb:p:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            printf("usage: %s [-b ADDR] [-p PORT]%s\n"
+                   "  -b, --bind ADDR   address (host, IP or unix:/path; default %s)\n"
+                   "  -p, --port PORT   port (default %d; 0 picks a free one)\n"
+                   "  -h, --help        this text\n",
+                   argv[0], usage, defhost, defport);
+            exit(0);
+        case 'b':
+            opts->host = optarg;
+            break;
+        case 'p': {
+            char *end;
+            long port = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || port < 0 || port > 65535) {
+                fprintf(stderr, "%s: bad port '%s'\n", argv[0], optarg);
+                exit(2);
+            }
+            opts->port = (int)port;
+            break;
+        }
+        default:
+            fprintf(stderr, "try '%s --help'\n", argv[0]);
+            exit(2);
+        }
+    }
+    opts->argc = argc - optind;
+    opts->argv = argv + optind;
+}
+
+void example_address(const example_opts *opts, char *buf, size_t cap)
+{
+    if (strncmp(opts->host, "unix:", 5) == 0)
+        snprintf(buf, cap, "%s", opts->host);
+    else if (strchr(opts->host, ':'))
+        snprintf(buf, cap, "[%s]:%d", opts->host, opts->port);
+    else
+        snprintf(buf, cap, "%s:%d", opts->host, opts->port);
+}
+
+void example_announce(int listen_fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char text[EVC_ADDRSTRLEN];
+    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0 ||
+        evc_addr_format((struct sockaddr *)&ss, len, text, sizeof text) < 0)
+        snprintf(text, sizeof text, "?");
+    printf("listening on %s\n", text);
+    fflush(stdout);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2])
+{
+    ev_signal_init(&watchers[0], on_stop_signal, SIGINT);
+    ev_signal_init(&watchers[1], on_stop_signal, SIGTERM);
+    ev_signal_start(loop, &watchers[0]);
+    ev_signal_start(loop, &watchers[1]);
+    /* Signal watchers must not keep the loop alive once the servers are closed. */
+    ev_unref(loop);
+    ev_unref(loop);
+}
+
+void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int rc = evc_addr_from_host_port(opts->host, opts->port, ss, len);
+    if (rc < 0) {
+        fprintf(stderr, "cannot resolve %s:%d: %s\n", opts->host, opts->port, evc_strerror(rc));
+        exit(1);
+    }
+}

@@ -1,0 +1,34 @@
+/*
+ * What every example program shares: the command line (-b ADDR -p PORT,
+ * --help), the "listening on HOST:PORT" line, and a clean exit on SIGINT and
+ * SIGTERM.  Not part of the library.
+ */
+#ifndef EVC_EXAMPLE_COMMON_H
+#define EVC_EXAMPLE_COMMON_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include "evchat.h"
+
+typedef struct example_opts {
+    const char *host;    /* -b ADDR: a host name, an IP literal or "unix:/path" */
+    int port;            /* -p PORT; 0 picks a free port */
+    int argc;            /* operands left after the options */
+    char **argv;
+} example_opts;
+
+/* Parses -b ADDR, -p PORT and --help/-h (printing usage, which names the program's
+ * purpose and its extra operands, then exiting).  Exits 2 on a bad option. */
+void example_parse(example_opts *opts, int argc, char **argv, const char *defhost, int defport,
+                   const char *usage);
+/* The "host:port" text of opts, for evc_server_new ("unix:/path" passes through). */
+void example_address(const example_opts *opts, char *buf, size_t cap);
+/* Prints "listening on HOST:PORT" for the address listen_fd is bound to, flushes stdout. */
+void example_announce(int listen_fd);
+/* Makes SIGINT and SIGTERM stop the loop (ev_break), so main can clean up and exit 0. */
+void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2]);
+/* Resolves opts into a socket address (for clients).  Exits 1 with a message on failure. */
+void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif

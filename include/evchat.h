@@ -1,0 +1,303 @@
+/*
+ * evchat: framed channels on libev, after Python's asyncore and asynchat.
+ *
+ * One header, sectioned by layer: errors, addresses, dispatcher, producers,
+ * chat, server.  Objects are opaque handles the library allocates.  Every
+ * callback gets the object first and the user pointer last.  Functions that
+ * can fail return 0 (or a count) on success and a negative errno on failure;
+ * constructors return NULL and set errno.  When a call fails, the callback it
+ * would have caused never fires.  See evc_dispatcher(3), evc_chat(3) and
+ * evc_producer(3) for the lifetime rules.
+ */
+#ifndef EVCHAT_H
+#define EVCHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(EVC_BUILDING) && defined(__GNUC__)
+#define EVC_EXPORT __attribute__((visibility("default")))
+#else
+#define EVC_EXPORT
+#endif
+
+#if defined(__GNUC__)
+#define EVC_PRINTF(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define EVC_PRINTF(fmt, first)
+#endif
+
+struct ev_loop;
+struct sockaddr_storage;
+
+#define EVC_VERSION_MAJOR 0
+#define EVC_VERSION_MINOR 1
+#define EVC_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* A producer's more() answer: nothing now, more later (see evc_chat_resume). */
+#define EVC_NOT_YET (-10001)
+
+/* Names an error: a negative (or positive) errno or EVC_NOT_YET.  Never NULL. */
+EVC_EXPORT const char *evc_strerror(int err);
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Longest text evc_addr_format writes, with its NUL ("unix:" + sun_path). */
+#define EVC_ADDRSTRLEN 120
+
+/* Parses "host:port", "[v6]:port" or "unix:/path" into *ss; the host may be a
+ * name ("localhost").  Returns 0 or -EINVAL (bad text) / -ENOENT (no such host). */
+EVC_EXPORT int evc_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Resolves host (name, IPv4 or IPv6 literal, or "unix:/path") and port into *ss.
+ * Returns 0, -EINVAL or -ENOENT. */
+EVC_EXPORT int evc_addr_from_host_port(const char *host, int port,
+                                       struct sockaddr_storage *ss, socklen_t *len);
+
+/* Writes "1.2.3.4:80", "[::1]:80" or "unix:/path" into buf (cap bytes, NUL
+ * included).  Returns the text length, or -EAFNOSUPPORT / -ENOSPC. */
+EVC_EXPORT int evc_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Dispatcher: asyncore.dispatcher                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct evc_dispatcher evc_dispatcher;
+
+/* The "methods".  Any member may be NULL; the comment says what NULL does. */
+struct evc_dispatcher_ops {
+    bool (*readable)(evc_dispatcher *, void *data);          /* NULL: true */
+    bool (*writable)(evc_dispatcher *, void *data);          /* NULL: true only while connecting */
+    void (*handle_read)(evc_dispatcher *, void *data);       /* NULL: read and discard */
+    void (*handle_write)(evc_dispatcher *, void *data);      /* NULL: nothing */
+    void (*handle_expt)(evc_dispatcher *, void *data);       /* urgent (OOB) data; NULL: discard it */
+    void (*handle_connect)(evc_dispatcher *, void *data);    /* NULL: nothing */
+    void (*handle_accept)(evc_dispatcher *, void *data);     /* NULL: accept, then handle_accepted */
+    void (*handle_accepted)(evc_dispatcher *, int fd, const struct sockaddr *, socklen_t,
+                            void *data);                     /* NULL: close fd; else fd is yours */
+    void (*handle_close)(evc_dispatcher *, void *data);      /* peer closed; NULL: close */
+    void (*handle_error)(evc_dispatcher *, int err, void *data); /* err < 0; NULL: close */
+    void (*handle_timeout)(evc_dispatcher *, void *data);    /* idle timeout; NULL: close */
+    void (*on_destroy)(evc_dispatcher *, void *data);        /* once, after close: free `data` here */
+};
+
+/* A dispatcher with no fd yet.  ops must outlive it.  NULL + errno on failure. */
+EVC_EXPORT evc_dispatcher *evc_dispatcher_new(struct ev_loop *loop,
+                                              const struct evc_dispatcher_ops *ops, void *data);
+/* Creates a non-blocking, close-on-exec socket and adopts it.  0 or -errno. */
+EVC_EXPORT int evc_dispatcher_create_socket(evc_dispatcher *, int family, int type);
+/* Adopts any fd (socket, pipe, tty), makes it non-blocking; the dispatcher now owns it.
+ * 0, -EBADF, or -EBUSY if the dispatcher already has one. */
+EVC_EXPORT int evc_dispatcher_set_socket(evc_dispatcher *, int fd);
+/* SO_REUSEADDR on the socket.  0 or -errno. */
+EVC_EXPORT int evc_dispatcher_set_reuse_addr(evc_dispatcher *);
+/* bind(2).  0 or -errno (-EADDRINUSE when the address is taken). */
+EVC_EXPORT int evc_dispatcher_bind(evc_dispatcher *, const struct sockaddr *, socklen_t);
+/* listen(2); the dispatcher is now an acceptor (handle_accept on readability).  0 or -errno. */
+EVC_EXPORT int evc_dispatcher_listen(evc_dispatcher *, int backlog);
+/* Starts a non-blocking connect.  0: handle_connect (or handle_error) follows;
+ * a synchronous failure returns -errno and no callback fires. */
+EVC_EXPORT int evc_dispatcher_connect(evc_dispatcher *, const struct sockaddr *, socklen_t);
+/* Accepts one connection: a non-blocking, close-on-exec fd the caller owns; -EAGAIN
+ * when none is waiting (ECONNABORTED is retried); other -errno otherwise.
+ * addr/len may be NULL. */
+EVC_EXPORT int evc_dispatcher_accept(evc_dispatcher *, struct sockaddr_storage *addr, socklen_t *len);
+/* Sends without SIGPIPE.  >0 bytes sent; 0 would block or the peer is gone (then
+ * handle_close has run); other failures: handle_error has run, -errno returned. */
+EVC_EXPORT ssize_t evc_dispatcher_send(evc_dispatcher *, const void *, size_t);
+/* Receives.  >0 bytes; 0 would block or EOF/reset (then handle_close has run);
+ * other failures: handle_error has run, -errno returned. */
+EVC_EXPORT ssize_t evc_dispatcher_recv(evc_dispatcher *, void *, size_t);
+/* Datagram receive: >=0 bytes (an empty datagram is 0), -EAGAIN when none, -errno. */
+EVC_EXPORT ssize_t evc_dispatcher_recvfrom(evc_dispatcher *, void *, size_t,
+                                           struct sockaddr_storage *from, socklen_t *fromlen);
+/* Datagram send: bytes sent, -EAGAIN when the socket is full, -errno. */
+EVC_EXPORT ssize_t evc_dispatcher_sendto(evc_dispatcher *, const void *, size_t,
+                                         const struct sockaddr *to, socklen_t tolen);
+/* Closes the fd and stops all events now; idempotent, safe inside any callback.
+ * No callback but on_destroy follows; on_destroy runs later, from the loop. */
+EVC_EXPORT void evc_dispatcher_close(evc_dispatcher *);
+/* True once evc_dispatcher_close has been called (by anyone). */
+EVC_EXPORT bool evc_dispatcher_closed(const evc_dispatcher *);
+/* Re-asks readable()/writable() now; call it when their answer changed outside a callback. */
+EVC_EXPORT void evc_dispatcher_update(evc_dispatcher *);
+/* Idle timeout: handle_timeout after idle_seconds with no I/O; 0 turns it off. */
+EVC_EXPORT void evc_dispatcher_set_timeout(evc_dispatcher *, double idle_seconds);
+/* The fd, or -1 when there is none (or after close). */
+EVC_EXPORT int evc_dispatcher_fd(const evc_dispatcher *);
+/* The user pointer given to evc_dispatcher_new. */
+EVC_EXPORT void *evc_dispatcher_data(const evc_dispatcher *);
+/* The loop the dispatcher belongs to. */
+EVC_EXPORT struct ev_loop *evc_dispatcher_loop(const evc_dispatcher *);
+/* Closes every dispatcher (and so every chat and server) of the loop: asyncore.close_all. */
+EVC_EXPORT void evc_close_all(struct ev_loop *loop);
+
+/* ------------------------------------------------------------------ */
+/* Producers: asynchat.simple_producer and Medusa's family            */
+/* ------------------------------------------------------------------ */
+
+typedef struct evc_producer evc_producer;
+
+struct evc_producer_ops {
+    /* Fills buf (cap bytes): >0 bytes written, 0 done, EVC_NOT_YET (call
+     * evc_chat_resume when more is ready), or -errno (the channel's handle_error). */
+    ssize_t (*more)(evc_producer *, void *buf, size_t cap, void *data);
+    /* Once, when the producer is finished, discarded or freed: free `data` here. */
+    void (*on_destroy)(evc_producer *, void *data);
+    /* Optional: write up to max bytes straight into fd (sendfile).  >0 bytes, 0 done,
+     * -EAGAIN fd is full, -errno.  NULL: the library calls more() and writes itself. */
+    ssize_t (*send_to_fd)(evc_producer *, int fd, size_t max, void *data);
+};
+
+/* A producer over ops/data.  ops must outlive it.  NULL + errno on failure. */
+EVC_EXPORT evc_producer *evc_producer_new(const struct evc_producer_ops *ops, void *data);
+/* Frees a producer nobody took (on_destroy runs).  NULL is a no-op. */
+EVC_EXPORT void evc_producer_free(evc_producer *);
+/* Pulls up to cap bytes: what more() answers (for tests and producer chains). */
+EVC_EXPORT ssize_t evc_producer_more(evc_producer *, void *buf, size_t cap);
+/* Copies bytes; hands them out buffer_size (0: 512) at a time. */
+EVC_EXPORT evc_producer *evc_simple_producer_new(const void *bytes, size_t len, size_t buffer_size);
+/* Streams length bytes (UINT64_MAX: to EOF) of fd from offset; takes fd on success
+ * and closes it when done.  Uses sendfile(2) into sockets where the kernel allows. */
+EVC_EXPORT evc_producer *evc_file_producer_new(int fd, uint64_t offset, uint64_t length);
+
+/* ------------------------------------------------------------------ */
+/* Chat: asynchat.async_chat                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct evc_chat evc_chat;
+
+typedef enum evc_terminator_kind {
+    EVC_TERM_NONE = 0,   /* everything goes to collect_incoming_data */
+    EVC_TERM_BYTES = 1,  /* a byte string ends each frame */
+    EVC_TERM_COUNT = 2   /* a byte count; counts down; 0 behaves like none */
+} evc_terminator_kind;
+
+typedef struct evc_terminator {
+    evc_terminator_kind kind;
+    const char *bytes;   /* EVC_TERM_BYTES: the terminator, valid until it changes */
+    size_t len;          /* EVC_TERM_BYTES: its length */
+    uint64_t count;      /* EVC_TERM_COUNT: bytes still to come */
+} evc_terminator;
+
+struct evc_chat_ops {
+    /* Part of the current frame; may come in several calls.  NULL: kept for evc_chat_incoming. */
+    void (*collect_incoming_data)(evc_chat *, const char *, size_t, void *data);
+    /* The terminator was reached (string: dropped; count: reached zero). */
+    void (*found_terminator)(evc_chat *, void *data);
+    void (*handle_connect)(evc_chat *, void *data);           /* NULL: nothing */
+    void (*handle_close)(evc_chat *, void *data);             /* NULL: close */
+    void (*handle_error)(evc_chat *, int err, void *data);    /* NULL: close */
+    void (*handle_timeout)(evc_chat *, void *data);           /* NULL: close */
+    void (*on_destroy)(evc_chat *, void *data);               /* once, after close */
+};
+
+/* Defaults of the limits (see the setters). */
+#define EVC_DEFAULT_MAX_FRAME    (1u << 20)   /* 1 MiB */
+#define EVC_DEFAULT_HIGH_WATER   (1u << 20)   /* 1 MiB */
+#define EVC_DEFAULT_LOW_WATER    (1u << 18)   /* 256 KiB */
+#define EVC_DEFAULT_OUTPUT_LIMIT (64u << 20)  /* 64 MiB */
+
+/* A channel over fd (it now owns it), or fd -1 to connect later.  The terminator
+ * starts as none.  ops must outlive it.  NULL + errno on failure (fd untouched). */
+EVC_EXPORT evc_chat *evc_chat_new(struct ev_loop *loop, int fd,
+                                  const struct evc_chat_ops *ops, void *data);
+/* Non-blocking connect for a chat made with fd -1; pushes queue until it completes.
+ * 0: handle_connect or handle_error follows; -errno: nothing follows. */
+EVC_EXPORT int evc_chat_connect(evc_chat *, const struct sockaddr *, socklen_t);
+/* C string terminator; "" means none.  0, -EINVAL (NULL).  Applies to buffered bytes too. */
+EVC_EXPORT int evc_chat_set_terminator(evc_chat *, const char *term);
+/* Byte-string terminator (copied); len 0 means none.  0, -EINVAL, -ENOMEM. */
+EVC_EXPORT int evc_chat_set_terminator_bytes(evc_chat *, const void *, size_t);
+/* Count terminator: found_terminator after n more bytes; 0 means none.  Returns 0. */
+EVC_EXPORT int evc_chat_set_terminator_count(evc_chat *, uint64_t n);
+/* No terminator: everything goes to collect_incoming_data. */
+EVC_EXPORT void evc_chat_set_terminator_none(evc_chat *);
+/* The current terminator; a count shows what is still to come. */
+EVC_EXPORT evc_terminator evc_chat_get_terminator(const evc_chat *);
+/* Queues a copy of the bytes.  0, -ENOBUFS (over the output limit), -EPIPE (closing), -ENOMEM. */
+EVC_EXPORT int evc_chat_push(evc_chat *, const void *, size_t);
+/* evc_chat_push of a C string. */
+EVC_EXPORT int evc_chat_push_str(evc_chat *, const char *);
+/* evc_chat_push of printf-formatted text.  0 or as evc_chat_push, or -EINVAL (bad format). */
+EVC_EXPORT int evc_chat_pushf(evc_chat *, const char *fmt, ...) EVC_PRINTF(2, 3);
+/* Queues bytes without copying; release(arg) runs once they are written or discarded.
+ * On failure release is not called and the caller keeps the bytes. */
+EVC_EXPORT int evc_chat_push_ref(evc_chat *, const void *, size_t,
+                                 void (*release)(void *), void *arg);
+/* Queues a producer.  On 0 the chat owns it; on error the caller keeps it. */
+EVC_EXPORT int evc_chat_push_with_producer(evc_chat *, evc_producer *);
+/* Closes once everything queued before this call, producers included, is written. */
+EVC_EXPORT void evc_chat_close_when_done(evc_chat *);
+/* Drops unread input and unsent output (refs released, producers destroyed). */
+EVC_EXPORT void evc_chat_discard_buffers(evc_chat *);
+/* Closes now, dropping unsent output; idempotent, safe in any callback; on_destroy follows. */
+EVC_EXPORT void evc_chat_close(evc_chat *);
+/* True once the chat is closed or closing. */
+EVC_EXPORT bool evc_chat_closed(const evc_chat *);
+/* A producer that answered EVC_NOT_YET has more: ask it again before the loop sleeps. */
+EVC_EXPORT void evc_chat_resume(evc_chat *);
+/* With the default collector: the frame collected so far (valid until the next
+ * callback returns) and its length.  Inside found_terminator it is the whole frame. */
+EVC_EXPORT const char *evc_chat_incoming(evc_chat *, size_t *len);
+/* Longest string-terminated frame (0: unlimited); past it: handle_error(-EMSGSIZE). */
+EVC_EXPORT void evc_chat_set_max_frame(evc_chat *, size_t max);
+/* Stop reading while more than high bytes wait to be sent; read again below low.
+ * 0 for high turns it off.  -EINVAL if low > high. */
+EVC_EXPORT int evc_chat_set_watermarks(evc_chat *, size_t low, size_t high);
+/* Pushes that would queue more than max bytes fail with -ENOBUFS (0: unlimited). */
+EVC_EXPORT void evc_chat_set_output_limit(evc_chat *, size_t max);
+/* Bytes queued and not yet written (producers count what they have handed out). */
+EVC_EXPORT size_t evc_chat_output_pending(const evc_chat *);
+/* Idle timeout: handle_timeout after seconds with no I/O; 0 turns it off. */
+EVC_EXPORT void evc_chat_set_timeout(evc_chat *, double seconds);
+/* The peer's address ("host:port" text via evc_addr_format); 0 or -errno. */
+EVC_EXPORT int evc_chat_peer_address(const evc_chat *, struct sockaddr_storage *, socklen_t *);
+/* The dispatcher under the chat (for its fd, loop, update). */
+EVC_EXPORT evc_dispatcher *evc_chat_dispatcher(evc_chat *);
+/* The user pointer given to evc_chat_new. */
+EVC_EXPORT void *evc_chat_data(const evc_chat *);
+
+/* ------------------------------------------------------------------ */
+/* Server: the asyncore listener idiom                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct evc_server evc_server;
+
+struct evc_server_ops {
+    /* A new connection: fd is non-blocking and yours (make a chat over it). */
+    void (*handle_accepted)(evc_server *, int fd, const struct sockaddr *, socklen_t, void *data);
+    /* A listening error the server could not absorb; NULL: keep serving. */
+    void (*handle_error)(evc_server *, int err, void *data);
+    void (*on_destroy)(evc_server *, void *data);             /* once, after close */
+};
+
+/* Listens on addr ("host:port", "[v6]:port", "unix:/path"; port 0 picks one) with
+ * SO_REUSEADDR.  NULL + errno (EADDRINUSE, EINVAL, ...) on failure. */
+EVC_EXPORT evc_server *evc_server_new(struct ev_loop *loop, const char *addr, int backlog,
+                                      const struct evc_server_ops *ops, void *data);
+/* The address actually bound, as text ("127.0.0.1:40123").  Length or -errno. */
+EVC_EXPORT int evc_server_address(const evc_server *, char *buf, size_t cap);
+/* The listening dispatcher. */
+EVC_EXPORT evc_dispatcher *evc_server_dispatcher(evc_server *);
+/* Stops listening (a unix socket path is unlinked); idempotent; on_destroy follows. */
+EVC_EXPORT void evc_server_close(evc_server *);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVCHAT_H */

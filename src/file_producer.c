@@ -1,0 +1,2 @@
+/* Placeholder: this unit is being written. */
+#include "internal.h"

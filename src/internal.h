@@ -1,0 +1,193 @@
+/*
+ * Declarations shared between evchat's source files; never installed.
+ *
+ * Data flows one way: socket -> evc_buf -> evc_scanner -> user callbacks ->
+ * evc_outq -> socket.  The scanner, buffer, queue and producers know nothing
+ * of libev; only dispatcher.c and server.c include <ev.h>.
+ */
+#ifndef EVC_INTERNAL_H
+#define EVC_INTERNAL_H
+
+#include "evchat.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define EVC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------ */
+/* Byte buffer (buf.c): bytes data[off, off+len) of a cap-byte block.  */
+/* ------------------------------------------------------------------ */
+
+typedef struct evc_buf {
+    char *data;
+    size_t off;   /* first unconsumed byte */
+    size_t len;   /* unconsumed bytes */
+    size_t cap;   /* allocated bytes */
+} evc_buf;
+
+/* A zeroed evc_buf is empty and owns nothing. */
+#define EVC_BUF_INIT {NULL, 0, 0, 0}
+
+/* Makes at least min_free bytes writable after the content, moving the content
+ * to the front or growing the block.  0 or -ENOMEM (content kept). */
+int evc__buf_reserve(evc_buf *, size_t min_free);
+/* The writable tail after the content; *avail gets its size. */
+char *evc__buf_tail(evc_buf *, size_t *avail);
+/* Marks n bytes written into the tail as content. */
+void evc__buf_commit(evc_buf *, size_t n);
+/* Drops n bytes from the front of the content (n <= len). */
+void evc__buf_consume(evc_buf *, size_t n);
+/* Appends a copy of the bytes.  0 or -ENOMEM (content kept). */
+int evc__buf_append(evc_buf *, const void *, size_t);
+/* The content. */
+static inline const char *evc__buf_head(const evc_buf *b) { return b->data ? b->data + b->off : NULL; }
+/* Drops the content; keeps the block. */
+void evc__buf_clear(evc_buf *);
+/* Frees the block when the buffer is empty, or shrinks it to the content when the
+ * block is more than four times what the content needs (idle channels stay small). */
+void evc__buf_trim(evc_buf *);
+/* Frees the block and the content. */
+void evc__buf_free(evc_buf *);
+
+/* ------------------------------------------------------------------ */
+/* Framing engine (scanner.c): pure; bytes in, frame boundaries out.  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The scanner is fed the undelivered input from its first byte.  It remembers
+ * how many leading bytes of that input it has already examined (a possible
+ * terminator prefix it held back) and resumes after them, so across any split
+ * of the input every byte is examined exactly once (KMP over the terminator).
+ */
+typedef struct evc_scanner {
+    evc_terminator_kind kind;
+    char *term;          /* owned copy, NUL-terminated for convenience */
+    size_t term_len;
+    size_t *fail;        /* KMP failure table (term_len entries), NULL for 1-byte terms */
+    uint64_t count;      /* EVC_TERM_COUNT: bytes still wanted */
+    size_t held;         /* leading input bytes examined and held back as a prefix */
+    uint64_t examined;   /* bytes examined over the scanner's life (tests prove linearity) */
+} evc_scanner;
+
+/* What one evc__scan call found in the input it was given. */
+typedef struct evc_scan_result {
+    size_t data_len;     /* bytes at the front to hand to collect_incoming_data */
+    size_t consumed;     /* bytes to drop from the input (data plus any terminator) */
+    bool found;          /* then call found_terminator */
+} evc_scan_result;
+
+/* Starts with no terminator. */
+void evc__scanner_init(evc_scanner *);
+/* Frees the terminator copy. */
+void evc__scanner_free(evc_scanner *);
+/* Sets a byte-string terminator (len 0: none); resets held state.  0 or -ENOMEM (unchanged). */
+int evc__scanner_set_bytes(evc_scanner *, const void *, size_t);
+/* Sets a count terminator (0: none); resets held state. */
+void evc__scanner_set_count(evc_scanner *, uint64_t n);
+/* Sets no terminator; resets held state. */
+void evc__scanner_set_none(evc_scanner *);
+/* The terminator as the public struct (bytes point into the scanner). */
+evc_terminator evc__scanner_get(const evc_scanner *);
+/*
+ * Scans input (len bytes, the undelivered input from its start) up to and
+ * including the first terminator.  The caller delivers data_len bytes, drops
+ * consumed bytes, calls found_terminator if found, and calls again while input
+ * remains and the last call consumed something or found a terminator.  When not
+ * found, the last len - consumed bytes are a held-back prefix, remembered for the
+ * next call (which must start with them).  A count terminator counts down here.
+ */
+void evc__scan(evc_scanner *, const char *input, size_t len, evc_scan_result *out);
+/* At EOF: forget held-back bytes (the caller delivers them as data).  Returns how many. */
+size_t evc__scanner_flush_held(evc_scanner *);
+
+/* ------------------------------------------------------------------ */
+/* Producers (producer.c)                                              */
+/* ------------------------------------------------------------------ */
+
+struct evc_producer {
+    const struct evc_producer_ops *ops;
+    void *data;
+};
+
+/* ------------------------------------------------------------------ */
+/* Output queue (outq.c): the push FIFO.  Pure: no fd, no loop.       */
+/* ------------------------------------------------------------------ */
+
+typedef struct evc_chunk evc_chunk;
+
+typedef struct evc_outq {
+    evc_chunk *head;
+    evc_chunk *tail;
+    size_t bytes;        /* bytes queued in copies, refs and producer staging, unsent */
+} evc_outq;
+
+#define EVC_OUTQ_INIT {NULL, NULL, 0}
+
+/* Why evc__outq_iov stopped filling. */
+typedef enum evc_outq_state {
+    EVC_OUTQ_MORE = 0,      /* iovecs full; more bytes follow */
+    EVC_OUTQ_EMPTY,         /* queue empty */
+    EVC_OUTQ_NOT_YET,       /* a producer answered EVC_NOT_YET */
+    EVC_OUTQ_CLOSE,         /* a close_when_done marker is next */
+    EVC_OUTQ_DIRECT,        /* a producer with send_to_fd is next (use evc__outq_send_direct) */
+    EVC_OUTQ_ERROR          /* a producer failed: *err has its -errno */
+} evc_outq_state;
+
+/* Queues a copy (small pushes coalesce into the tail chunk).  0 or -ENOMEM. */
+int evc__outq_push_copy(evc_outq *, const void *, size_t);
+/* Queues bytes by reference; release(arg) runs after they are sent or discarded.  0 or -ENOMEM. */
+int evc__outq_push_ref(evc_outq *, const void *, size_t, void (*release)(void *), void *arg);
+/* Queues a producer (owned on 0).  0 or -ENOMEM. */
+int evc__outq_push_producer(evc_outq *, evc_producer *);
+/* Queues a close_when_done marker.  0 or -ENOMEM. */
+int evc__outq_push_close(evc_outq *);
+/*
+ * Fills up to max iovecs with the bytes at the front of the queue, pulling
+ * producers (more()) as it reaches them; *nbytes gets the total.  Returns why
+ * it stopped after the bytes it described (EVC_OUTQ_MORE if iov ran out).
+ */
+evc_outq_state evc__outq_iov(evc_outq *, struct iovec *iov, int max, int *niov, size_t *nbytes,
+                             int *err);
+/* Drops n bytes that were written from the front (releasing refs, finishing producers). */
+void evc__outq_consume(evc_outq *, size_t n);
+/* With EVC_OUTQ_DIRECT next: lets that producer write into fd.  >0 bytes, 0 it finished
+ * (removed), -EAGAIN fd full, other -errno. */
+ssize_t evc__outq_send_direct(evc_outq *, int fd, size_t max);
+/* Removes a close marker at the front (the caller is about to close). */
+void evc__outq_pop_close(evc_outq *);
+/* Drops everything: refs released, producers destroyed, markers removed. */
+void evc__outq_clear(evc_outq *);
+/* True when nothing at all is queued (no bytes, producers or markers). */
+static inline bool evc__outq_empty(const evc_outq *q) { return q->head == NULL; }
+
+/* ------------------------------------------------------------------ */
+/* Plain I/O without SIGPIPE (io.c)                                    */
+/* ------------------------------------------------------------------ */
+
+/* read(2), retrying EINTR.  >0, 0 EOF, -errno (-EAGAIN would block). */
+ssize_t evc__io_read(int fd, void *, size_t);
+/* writev(2) that never raises SIGPIPE (sendmsg MSG_NOSIGNAL on sockets, SIGPIPE
+ * blocked and consumed around pipes), retrying EINTR.  >=0 bytes or -errno. */
+ssize_t evc__io_writev(int fd, bool is_socket, const struct iovec *, int n);
+/* True when fd is a socket. */
+bool evc__io_is_socket(int fd);
+
+/* ------------------------------------------------------------------ */
+/* Dispatcher hooks for the chat and server layers (dispatcher.c)     */
+/* ------------------------------------------------------------------ */
+
+/* Calls handle_write once before the loop next blocks (ev_prepare), if not closed.
+ * This is how pushes made outside a channel's own callbacks get written. */
+void evc__dispatcher_schedule_write(evc_dispatcher *);
+/* True when the dispatcher's fd is a socket (decides send vs write). */
+bool evc__dispatcher_is_socket(const evc_dispatcher *);
+/* True while a connect is in progress. */
+bool evc__dispatcher_connecting(const evc_dispatcher *);
+/* Marks I/O activity now (resets the idle timeout). */
+void evc__dispatcher_touch(evc_dispatcher *);
+
+#endif /* EVC_INTERNAL_H */

@@ -1,0 +1,272 @@
+/* Test helpers: see support.h for the contract of each. */
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    *(bool *)w->data = true;
+    ev_break(loop, EVBREAK_ONE);
+}
+
+bool evt_run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds)
+{
+    bool expired = false;
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_deadline, seconds, 0.);
+    deadline.data = &expired;
+    ev_timer_start(loop, &deadline);
+    while (*counter < target && !expired)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &deadline);
+    return *counter >= target;
+}
+
+bool evt_run_until(struct ev_loop *loop, const bool *flag, double seconds)
+{
+    bool expired = false;
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_deadline, seconds, 0.);
+    deadline.data = &expired;
+    ev_timer_start(loop, &deadline);
+    while (!*flag && !expired)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &deadline);
+    return *flag;
+}
+
+void evt_run_for(struct ev_loop *loop, double seconds)
+{
+    bool expired = false;
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_deadline, seconds, 0.);
+    deadline.data = &expired;
+    ev_timer_start(loop, &deadline);
+    while (!expired)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &deadline);
+}
+
+void evt_assert_loop_empty(struct ev_loop *loop)
+{
+    /* Deferred destroys are fed events: a few non-blocking passes run them. */
+    for (int i = 0; i < 4; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    /* An unreferenced timer does not keep ev_run going, so ev_run returns at once
+     * when nothing else is active, and only the timer firing means "left over". */
+    bool leftover = false;
+    ev_timer guard;
+    ev_timer_init(&guard, on_deadline, 2., 0.);
+    guard.data = &leftover;
+    ev_timer_start(loop, &guard);
+    ev_unref(loop);
+    ev_run(loop, 0);
+    ev_ref(loop);
+    ev_timer_stop(loop, &guard);
+    assert_false(leftover);
+    assert_int_equal(ev_pending_count(loop), 0);
+}
+
+const char *evt_example_path(const char *name, char *buf, size_t cap)
+{
+    const char *dir = getenv("EVC_EXAMPLES");
+    snprintf(buf, cap, "%s/%s", dir ? dir : "./examples", name);
+    return buf;
+}
+
+/* Reads one line from fd (blocking, with a deadline) into line. */
+static bool read_line(int fd, char *line, size_t cap, int timeout_ms)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) <= 0)
+            return false;
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r <= 0)
+            return false;
+        if (c == '\n')
+            break;
+        line[n++] = c;
+    }
+    line[n] = '\0';
+    return true;
+}
+
+void evt_spawn_server(evt_proc *p, const char *name, const char *const *args)
+{
+    char path[512];
+    evt_example_path(name, path, sizeof path);
+    const char *argv[64];
+    const size_t max_args = sizeof argv / sizeof argv[0];
+    size_t argc = 0;
+    bool has_port = false;
+    argv[argc++] = path;
+    for (size_t i = 0; args && args[i] && argc + 3 < max_args; i++) {
+        if (strcmp(args[i], "-p") == 0)
+            has_port = true;
+        argv[argc++] = args[i];
+    }
+    if (!has_port) {
+        argv[argc++] = "-p";
+        argv[argc++] = "0";
+    }
+    argv[argc] = NULL;
+
+    int pipefd[2];
+    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    p->pid = pid;
+    p->out_fd = pipefd[0];
+    char line[200];
+    if (!read_line(p->out_fd, line, sizeof line, 10000)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("%s printed no 'listening on' line", path);
+    }
+    const char *prefix = "listening on ";
+    assert_memory_equal(line, prefix, strlen(prefix));
+    char *hostport = line + strlen(prefix);
+    char *colon = strrchr(hostport, ':');
+    assert_non_null(colon);
+    *colon = '\0';
+    p->port = atoi(colon + 1);
+    if (hostport[0] == '[') {
+        hostport++;
+        hostport[strlen(hostport) - 1] = '\0';
+    }
+    snprintf(p->host, sizeof p->host, "%s", hostport);
+}
+
+int evt_stop_server(evt_proc *p, int sig)
+{
+    int status = -1;
+    kill(p->pid, sig);
+    for (int i = 0; i < 1000; i++) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid)
+            goto done;
+        usleep(10000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    status = -1;
+done:
+    close(p->out_fd);
+    p->pid = -1;
+    return status;
+}
+
+static void set_timeouts(int fd)
+{
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+int evt_connect(const char *host, int port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    assert_int_equal(getaddrinfo(host, service, &hints, &res), 0);
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    set_timeouts(fd);
+    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    assert_int_equal(rc, 0);
+    return fd;
+}
+
+void evt_send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+size_t evt_recv_all(int fd, void *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = recv(fd, (char *)buf + got, cap - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+size_t evt_recv_until(int fd, void *buf, size_t cap, const char *needle)
+{
+    size_t got = 0, nlen = strlen(needle);
+    while (got < cap) {
+        ssize_t n = recv(fd, (char *)buf + got, cap - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (got >= nlen && memcmp((char *)buf + got - nlen, needle, nlen) == 0)
+            break;
+    }
+    return got;
+}
+
+void evt_tcp_pair(int fds[2])
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+    fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fds[0] >= 0);
+    assert_int_equal(connect(fds[0], (struct sockaddr *)&sin, sizeof sin), 0);
+    fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(fds[1] >= 0);
+    close(lfd);
+    set_timeouts(fds[0]);
+    set_timeouts(fds[1]);
+}
+
+void evt_close_reset(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}

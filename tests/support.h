@@ -1,0 +1,57 @@
+/*
+ * Helpers shared by the test programs: run a loop until something happens,
+ * check that a loop has nothing left, start example programs and talk to them
+ * over blocking sockets with timeouts.  Every helper fails the current cmocka
+ * test (never hangs) when a deadline passes.
+ */
+#ifndef EVC_TEST_SUPPORT_H
+#define EVC_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <cmocka.h>
+#include <ev.h>
+
+/* Runs loop until *flag is true or seconds pass; returns *flag. */
+bool evt_run_until(struct ev_loop *loop, const bool *flag, double seconds);
+/* Runs loop until *counter >= target or seconds pass; returns *counter >= target. */
+bool evt_run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds);
+/* Runs loop for the given time, whatever happens. */
+void evt_run_for(struct ev_loop *loop, double seconds);
+/* Runs pending closes and asserts no watcher is left active on loop. */
+void evt_assert_loop_empty(struct ev_loop *loop);
+
+/* A child process running an example server. */
+typedef struct evt_proc {
+    pid_t pid;
+    int out_fd;          /* its stdout, after the first line */
+    char host[256];      /* from "listening on HOST:PORT" */
+    int port;
+} evt_proc;
+
+/* Path of an example program ($EVC_EXAMPLES/name, else ./examples/name). */
+const char *evt_example_path(const char *name, char *buf, size_t cap);
+/* Starts examples/name with args (NULL-terminated) plus "-p 0" unless args name -p,
+ * reads "listening on HOST:PORT".  Asserts on failure. */
+void evt_spawn_server(evt_proc *p, const char *name, const char *const *args);
+/* Sends sig, waits (up to 10 s) and returns the exit status as from waitpid; kills on timeout. */
+int evt_stop_server(evt_proc *p, int sig);
+
+/* Blocking TCP connect with 10 s send/receive timeouts.  Asserts on failure. */
+int evt_connect(const char *host, int port);
+/* Writes everything; asserts on failure. */
+void evt_send_all(int fd, const void *buf, size_t len);
+/* Reads until EOF, cap bytes, or the timeout; returns bytes read. */
+size_t evt_recv_all(int fd, void *buf, size_t cap);
+/* Reads until the bytes end with needle (or EOF/cap/timeout); returns bytes read. */
+size_t evt_recv_until(int fd, void *buf, size_t cap, const char *needle);
+/* A connected socketpair/loopback pair: fds[0], fds[1] (non-blocking off). */
+void evt_tcp_pair(int fds[2]);
+/* Closes fd with SO_LINGER 0 so the peer sees a reset. */
+void evt_close_reset(int fd);
+
+#endif
