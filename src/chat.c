@@ -1,2 +1,702 @@
-/* Placeholder: this unit is being written. */
+/*
+ * The chat layer: asynchat.async_chat on a dispatcher.
+ *
+ * A chat owns a dispatcher (its fd and events), an input buffer, a scanner
+ * and an output queue.  Bytes flow one way: read into `in`, the scanner finds
+ * frame boundaries in place, the user's collect_incoming_data gets pointers
+ * into `in`, the user pushes replies into `out`, and `out` is written with one
+ * writev at the end of the chat's own callback (or, for pushes made from
+ * elsewhere, just before the loop sleeps).  Write interest is armed only for
+ * what the kernel did not take.
+ *
+ * Every call into user code may close the chat, discard its buffers or change
+ * its terminator.  The rule here: after each user call, check `closed` (one
+ * helper, user_may_continue) before touching anything, and re-read the
+ * terminator and the input rather than trusting what was computed before.
+ */
 #include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* How much free space each read asks for; a read takes whatever is free. */
+#define READ_RESERVE (16 * 1024)
+/* iovecs per writev: enough to coalesce a burst of small replies. */
+#define WRITE_IOVS 64
+/* Bytes one flush hands a direct (sendfile) producer per call. */
+#define DIRECT_CHUNK (1u << 20)
+
+struct evc_chat {
+    evc_dispatcher *disp;
+    const struct evc_chat_ops *ops;
+    void *data;
+
+    evc_buf in;             /* bytes read and not yet delivered */
+    uint64_t in_generation; /* bumped by discard_buffers: stale scan results are dropped */
+    evc_scanner scanner;
+    evc_buf frame;          /* default collector: a frame that spans reads */
+    const char *incoming;   /* default collector: the frame found_terminator sees */
+    size_t incoming_len;
+    size_t frame_bytes;     /* bytes collected in the current string-terminated frame */
+    size_t max_frame;
+
+    evc_outq out;
+    size_t low_water, high_water, output_limit;
+
+    unsigned dispatching;   /* nesting depth of this chat's own event handlers */
+    bool throttled;         /* reading paused: output above the high-water mark */
+    bool producer_waiting;  /* a producer answered EVC_NOT_YET */
+    bool close_queued;      /* close_when_done was called */
+    bool eof;               /* the peer closed its side: read no more */
+    bool closed;
+    bool stillborn;         /* constructor failed: no user callbacks, ever */
+};
+
+static const struct evc_dispatcher_ops chat_dispatcher_ops;
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+/* The single re-check after a call into user code: may we keep going? */
+static inline bool user_may_continue(const evc_chat *c)
+{
+    /* evc_close_all closes the dispatcher without going through evc_chat_close. */
+    return !c->closed && !evc_dispatcher_closed(c->disp);
+}
+
+static bool is_peer_gone(int err)
+{
+    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
+           err == -ECONNABORTED || err == -ETIMEDOUT;
+}
+
+static void report_error(evc_chat *c, int err)
+{
+    if (c->ops->handle_error)
+        c->ops->handle_error(c, err, c->data);
+    else
+        evc_chat_close(c);
+}
+
+/* Pushes made outside this chat's own handlers are written before the loop sleeps. */
+static void output_added(evc_chat *c)
+{
+    if (c->high_water && c->out.bytes > c->high_water)
+        c->throttled = true;
+    if (c->dispatching == 0 && !c->closed)
+        evc__dispatcher_schedule_write(c->disp);
+}
+
+/* ------------------------------------------------------------------ */
+/* Input: buffer -> scanner -> collect_incoming_data/found_terminator  */
+/* ------------------------------------------------------------------ */
+
+/* Hands n bytes of the current frame to the collector. */
+static void collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
+{
+    if (c->ops->collect_incoming_data) {
+        c->ops->collect_incoming_data(c, p, n, c->data);
+        return;
+    }
+    /* The default collector: a frame that sits whole in the input buffer is
+     * handed to found_terminator in place; only frames that span reads are copied. */
+    if (frame_ends_here && c->frame.len == 0) {
+        c->incoming = p;
+        c->incoming_len = n;
+        return;
+    }
+    if (evc__buf_append(&c->frame, p, n) < 0) {
+        report_error(c, -ENOMEM);
+        return;
+    }
+    c->incoming = evc__buf_head(&c->frame);
+    c->incoming_len = c->frame.len;
+}
+
+/* Enforces the frame limit before a chunk is collected; false if the chat was failed. */
+static bool frame_fits(evc_chat *c, size_t n)
+{
+    bool limited = c->scanner.kind == EVC_TERM_BYTES || !c->ops->collect_incoming_data;
+    if (!limited || c->max_frame == 0)
+        return true;
+    if (n <= c->max_frame && c->frame_bytes <= c->max_frame - n) {
+        c->frame_bytes += n;
+        return true;
+    }
+    report_error(c, -EMSGSIZE);
+    if (user_may_continue(c))
+        evc_chat_close(c);   /* an oversized frame cannot be resynchronised */
+    return false;
+}
+
+static void frame_done(evc_chat *c)
+{
+    c->frame_bytes = 0;
+    c->incoming = NULL;
+    c->incoming_len = 0;
+    evc__buf_clear(&c->frame);
+    evc__buf_trim(&c->frame);
+}
+
+/*
+ * Delivers every complete frame in `in`, and the data of an incomplete one.
+ * The terminator is re-read on every pass, so a terminator changed inside a
+ * callback applies to the bytes that remain.
+ */
+static void process_input(evc_chat *c)
+{
+    while (user_may_continue(c) && c->in.len > 0) {
+        const char *p = evc__buf_head(&c->in);
+        uint64_t generation = c->in_generation;
+        evc_scan_result r;
+        evc__scan(&c->scanner, p, c->in.len, &r);
+
+        if (r.data_len > 0) {
+            if (!frame_fits(c, r.data_len))
+                return;
+            collect(c, p, r.data_len, r.found);
+            if (!user_may_continue(c))
+                return;
+        }
+        if (generation != c->in_generation)
+            continue;   /* discard_buffers emptied `in` under us */
+        evc__buf_consume(&c->in, r.consumed);
+        if (r.found) {
+            if (!c->ops->collect_incoming_data && r.data_len == 0 && c->frame.len == 0)
+                c->incoming = p, c->incoming_len = 0;   /* an empty frame */
+            if (c->ops->found_terminator)
+                c->ops->found_terminator(c, c->data);
+            if (!user_may_continue(c))
+                return;
+            frame_done(c);
+        } else if (r.consumed == 0) {
+            break;      /* only a possible terminator prefix is left: wait for more */
+        }
+    }
+    if (c->in.len == 0)
+        evc__buf_trim(&c->in);
+}
+
+/* The peer closed: deliver what was held back as a possible terminator prefix. */
+static void deliver_held(evc_chat *c)
+{
+    size_t held = evc__scanner_flush_held(&c->scanner);
+    if (held == 0 || held > c->in.len)
+        return;
+    if (!frame_fits(c, held))
+        return;
+    collect(c, evc__buf_head(&c->in), held, false);
+    if (user_may_continue(c))
+        evc__buf_consume(&c->in, held);
+}
+
+static void peer_closed(evc_chat *c)
+{
+    c->eof = true;
+    deliver_held(c);
+    if (!user_may_continue(c))
+        return;
+    if (c->ops->handle_close) {
+        c->ops->handle_close(c, c->data);
+    } else if (evc__outq_empty(&c->out)) {
+        evc_chat_close(c);
+    } else {
+        /* Replies to what the peer sent before closing are still written. */
+        evc_chat_close_when_done(c);
+    }
+}
+
+static void read_some(evc_chat *c)
+{
+    int fd = evc_dispatcher_fd(c->disp);
+    if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
+        report_error(c, -ENOMEM);
+        return;
+    }
+    size_t avail;
+    char *tail = evc__buf_tail(&c->in, &avail);
+    ssize_t n = evc__io_read(fd, tail, avail);
+    if (n > 0) {
+        evc__buf_commit(&c->in, (size_t)n);
+        evc__dispatcher_touch(c->disp);
+        process_input(c);
+    } else if (n == 0 || is_peer_gone((int)n)) {
+        peer_closed(c);
+    } else if (n != -EAGAIN) {
+        report_error(c, (int)n);
+    }
+    if (c->in.len == 0)
+        evc__buf_trim(&c->in);
+}
+
+/* ------------------------------------------------------------------ */
+/* Output: queue -> writev                                             */
+/* ------------------------------------------------------------------ */
+
+/* Writes what the kernel takes; returns false if the chat closed meanwhile. */
+static bool write_queue(evc_chat *c)
+{
+    int fd = evc_dispatcher_fd(c->disp);
+    bool is_socket = evc__dispatcher_is_socket(c->disp);
+    for (;;) {
+        struct iovec iov[WRITE_IOVS];
+        int niov = 0, err = 0;
+        size_t nbytes = 0;
+        evc_outq_state st = evc__outq_iov(&c->out, iov, WRITE_IOVS, &niov, &nbytes, &err);
+        if (!user_may_continue(c))
+            return false;   /* a producer's callback closed us */
+        if (niov > 0) {
+            ssize_t n = evc__io_writev(fd, is_socket, iov, niov);
+            if (n == -EAGAIN)
+                return true;
+            if (n < 0) {
+                evc__outq_clear(&c->out);
+                if (is_peer_gone((int)n))
+                    peer_closed(c);
+                else
+                    report_error(c, (int)n);
+                return false;
+            }
+            evc__outq_consume(&c->out, (size_t)n);
+            evc__dispatcher_touch(c->disp);
+            if ((size_t)n < nbytes)
+                return true;        /* the kernel is full: wait for EV_WRITE */
+            continue;
+        }
+        switch (st) {
+        case EVC_OUTQ_MORE:
+        case EVC_OUTQ_EMPTY:
+            return true;
+        case EVC_OUTQ_NOT_YET:
+            c->producer_waiting = true;
+            return true;
+        case EVC_OUTQ_CLOSE:
+            evc__outq_pop_close(&c->out);
+            evc_chat_close(c);
+            return false;
+        case EVC_OUTQ_ERROR:
+            report_error(c, err);
+            return false;
+        case EVC_OUTQ_DIRECT: {
+            ssize_t n = evc__outq_send_direct(&c->out, fd, DIRECT_CHUNK);
+            if (n == -EAGAIN)
+                return true;
+            if (n < 0) {
+                evc__outq_clear(&c->out);
+                if (is_peer_gone((int)n))
+                    peer_closed(c);
+                else
+                    report_error(c, (int)n);
+                return false;
+            }
+            if (n > 0)
+                evc__dispatcher_touch(c->disp);
+            continue;
+        }
+        }
+    }
+}
+
+static void flush(evc_chat *c)
+{
+    if (!user_may_continue(c) || evc_dispatcher_fd(c->disp) < 0 ||
+        evc__dispatcher_connecting(c->disp))
+        return;
+    if (!write_queue(c))
+        return;
+    if (c->throttled && c->out.bytes <= c->low_water)
+        c->throttled = false;
+}
+
+/* ------------------------------------------------------------------ */
+/* The dispatcher's view of a chat                                     */
+/* ------------------------------------------------------------------ */
+
+static bool chat_readable(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    return !c->eof && !c->throttled;
+}
+
+static bool chat_writable(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    if (evc__dispatcher_connecting(d))
+        return true;
+    return !evc__outq_empty(&c->out) && !c->producer_waiting;
+}
+
+static void chat_handle_read(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    c->dispatching++;
+    read_some(c);
+    flush(c);
+    c->dispatching--;
+}
+
+static void chat_handle_write(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    c->dispatching++;
+    flush(c);
+    c->dispatching--;
+}
+
+static void chat_handle_connect(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    c->dispatching++;
+    if (c->ops->handle_connect)
+        c->ops->handle_connect(c, c->data);
+    flush(c);
+    c->dispatching--;
+}
+
+static void chat_handle_close(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    c->dispatching++;
+    peer_closed(c);
+    flush(c);
+    c->dispatching--;
+}
+
+static void chat_handle_error(evc_dispatcher *d, int err, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    c->dispatching++;
+    report_error(c, err);
+    c->dispatching--;
+}
+
+static void chat_handle_timeout(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    c->dispatching++;
+    if (c->ops->handle_timeout)
+        c->ops->handle_timeout(c, c->data);
+    else
+        evc_chat_close(c);
+    flush(c);
+    c->dispatching--;
+}
+
+static void chat_on_destroy(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    (void)d;
+    if (!c->stillborn && c->ops->on_destroy)
+        c->ops->on_destroy(c, c->data);
+    evc__outq_clear(&c->out);
+    evc__buf_free(&c->in);
+    evc__buf_free(&c->frame);
+    evc__scanner_free(&c->scanner);
+    free(c);
+}
+
+static const struct evc_dispatcher_ops chat_dispatcher_ops = {
+    .readable = chat_readable,
+    .writable = chat_writable,
+    .handle_read = chat_handle_read,
+    .handle_write = chat_handle_write,
+    .handle_connect = chat_handle_connect,
+    .handle_close = chat_handle_close,
+    .handle_error = chat_handle_error,
+    .handle_timeout = chat_handle_timeout,
+    .on_destroy = chat_on_destroy,
+};
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+static const struct evc_chat_ops default_ops;
+
+evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *ops, void *data)
+{
+    if (!loop || fd < -1 || (fd >= 0 && fcntl(fd, F_GETFD) < 0)) {
+        errno = (fd >= 0 || fd < -1) ? EBADF : EINVAL;
+        return NULL;
+    }
+    evc_chat *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ops = ops ? ops : &default_ops;
+    c->data = data;
+    c->max_frame = EVC_DEFAULT_MAX_FRAME;
+    c->low_water = EVC_DEFAULT_LOW_WATER;
+    c->high_water = EVC_DEFAULT_HIGH_WATER;
+    c->output_limit = EVC_DEFAULT_OUTPUT_LIMIT;
+    evc__scanner_init(&c->scanner);
+    c->disp = evc_dispatcher_new(loop, &chat_dispatcher_ops, c);
+    if (!c->disp) {
+        int saved = errno;
+        evc__scanner_free(&c->scanner);
+        free(c);
+        errno = saved;
+        return NULL;
+    }
+    if (fd >= 0) {
+        int rc = evc_dispatcher_set_socket(c->disp, fd);
+        if (rc < 0) {
+            /* The dispatcher frees the chat from the loop; the user hears nothing. */
+            c->stillborn = true;
+            c->closed = true;
+            evc_dispatcher_close(c->disp);
+            errno = -rc;
+            return NULL;
+        }
+    }
+    return c;
+}
+
+int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
+{
+    if (!c || !addr)
+        return -EINVAL;
+    if (c->closed)
+        return -EPIPE;
+    if (evc_dispatcher_fd(c->disp) < 0) {
+        int rc = evc_dispatcher_create_socket(c->disp, addr->sa_family, SOCK_STREAM);
+        if (rc < 0)
+            return rc;
+    }
+    return evc_dispatcher_connect(c->disp, addr, len);
+}
+
+int evc_chat_set_terminator(evc_chat *c, const char *term)
+{
+    if (!c || !term)
+        return -EINVAL;
+    return evc_chat_set_terminator_bytes(c, term, strlen(term));
+}
+
+int evc_chat_set_terminator_bytes(evc_chat *c, const void *bytes, size_t len)
+{
+    if (!c || (!bytes && len > 0))
+        return -EINVAL;
+    return evc__scanner_set_bytes(&c->scanner, bytes, len);
+}
+
+int evc_chat_set_terminator_count(evc_chat *c, uint64_t n)
+{
+    if (!c)
+        return -EINVAL;
+    evc__scanner_set_count(&c->scanner, n);
+    return 0;
+}
+
+void evc_chat_set_terminator_none(evc_chat *c)
+{
+    if (c)
+        evc__scanner_set_none(&c->scanner);
+}
+
+evc_terminator evc_chat_get_terminator(const evc_chat *c)
+{
+    return evc__scanner_get(&c->scanner);
+}
+
+/* The checks every push makes before queueing len more bytes. */
+static int push_allowed(const evc_chat *c, size_t len)
+{
+    if (!user_may_continue(c) || c->close_queued)
+        return -EPIPE;
+    if (c->output_limit && (len > c->output_limit || c->out.bytes > c->output_limit - len))
+        return -ENOBUFS;
+    return 0;
+}
+
+int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
+{
+    if (!c || (!bytes && len > 0))
+        return -EINVAL;
+    int rc = push_allowed(c, len);
+    if (rc < 0 || len == 0)
+        return rc;
+    rc = evc__outq_push_copy(&c->out, bytes, len);
+    if (rc == 0)
+        output_added(c);
+    return rc;
+}
+
+int evc_chat_push_str(evc_chat *c, const char *s)
+{
+    if (!s)
+        return -EINVAL;
+    return evc_chat_push(c, s, strlen(s));
+}
+
+int evc_chat_pushf(evc_chat *c, const char *fmt, ...)
+{
+    if (!c || !fmt)
+        return -EINVAL;
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof small)
+        return evc_chat_push(c, small, (size_t)n);
+
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = evc_chat_push(c, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+int evc_chat_push_ref(evc_chat *c, const void *bytes, size_t len, void (*release)(void *), void *arg)
+{
+    if (!c || (!bytes && len > 0))
+        return -EINVAL;
+    int rc = push_allowed(c, len);
+    if (rc < 0)
+        return rc;
+    rc = evc__outq_push_ref(&c->out, bytes, len, release, arg);
+    if (rc == 0)
+        output_added(c);
+    return rc;
+}
+
+int evc_chat_push_with_producer(evc_chat *c, evc_producer *p)
+{
+    if (!c || !p)
+        return -EINVAL;
+    int rc = push_allowed(c, 0);
+    if (rc < 0)
+        return rc;
+    rc = evc__outq_push_producer(&c->out, p);
+    if (rc == 0)
+        output_added(c);
+    return rc;
+}
+
+void evc_chat_close_when_done(evc_chat *c)
+{
+    if (!c || c->closed || c->close_queued)
+        return;
+    if (evc__outq_push_close(&c->out) < 0) {
+        evc_chat_close(c);   /* out of memory: closing now beats never closing */
+        return;
+    }
+    c->close_queued = true;
+    output_added(c);
+}
+
+void evc_chat_discard_buffers(evc_chat *c)
+{
+    if (!c)
+        return;
+    evc__buf_clear(&c->in);
+    c->in_generation++;
+    c->scanner.held = 0;
+    frame_done(c);
+    evc__outq_clear(&c->out);
+    c->close_queued = false;
+    c->producer_waiting = false;
+    c->throttled = false;
+}
+
+void evc_chat_close(evc_chat *c)
+{
+    if (!c || c->closed)
+        return;
+    c->closed = true;
+    evc__outq_clear(&c->out);
+    evc_dispatcher_close(c->disp);
+}
+
+bool evc_chat_closed(const evc_chat *c)
+{
+    return !user_may_continue(c);
+}
+
+void evc_chat_resume(evc_chat *c)
+{
+    if (!c || c->closed || !c->producer_waiting)
+        return;
+    c->producer_waiting = false;
+    if (c->dispatching == 0)
+        evc__dispatcher_schedule_write(c->disp);
+}
+
+const char *evc_chat_incoming(evc_chat *c, size_t *len)
+{
+    if (c->incoming) {
+        *len = c->incoming_len;
+        return c->incoming;
+    }
+    *len = c->frame.len;
+    return c->frame.len ? evc__buf_head(&c->frame) : "";
+}
+
+void evc_chat_set_max_frame(evc_chat *c, size_t max)
+{
+    c->max_frame = max;
+}
+
+int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
+{
+    if (high && low > high)
+        return -EINVAL;
+    c->low_water = low;
+    c->high_water = high;
+    c->throttled = high && c->out.bytes > high;
+    evc_dispatcher_update(c->disp);
+    return 0;
+}
+
+void evc_chat_set_output_limit(evc_chat *c, size_t max)
+{
+    c->output_limit = max;
+}
+
+size_t evc_chat_output_pending(const evc_chat *c)
+{
+    return c->out.bytes;
+}
+
+void evc_chat_set_timeout(evc_chat *c, double seconds)
+{
+    evc_dispatcher_set_timeout(c->disp, seconds);
+}
+
+int evc_chat_peer_address(const evc_chat *c, struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fd = evc_dispatcher_fd(c->disp);
+    if (fd < 0)
+        return -ENOTCONN;
+    *len = sizeof *ss;
+    return getpeername(fd, (struct sockaddr *)ss, len) < 0 ? -errno : 0;
+}
+
+evc_dispatcher *evc_chat_dispatcher(evc_chat *c)
+{
+    return c->disp;
+}
+
+void *evc_chat_data(const evc_chat *c)
+{
+    return c->data;
+}

@@ -1,2 +1,171 @@
-/* Placeholder: this unit is being written. */
+/*
+ * The server layer: the asyncore listener idiom as one call.  A server is a
+ * listening dispatcher bound to an address given as text; each accepted
+ * connection is handed to the user, who typically makes a chat over it.
+ * Accepting, shedding connections under fd exhaustion and not spinning are
+ * the dispatcher's default handle_accept; the server only adds naming,
+ * binding and unix-socket path hygiene.
+ */
 #include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct evc_server {
+    evc_dispatcher *disp;
+    const struct evc_server_ops *ops;
+    void *data;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* to unlink; "" if none */
+    bool stillborn;     /* constructor failed: no user callbacks */
+};
+
+static void server_accepted(evc_dispatcher *d, int fd, const struct sockaddr *sa, socklen_t len,
+                            void *data)
+{
+    evc_server *s = data;
+    (void)d;
+    if (s->ops && s->ops->handle_accepted)
+        s->ops->handle_accepted(s, fd, sa, len, s->data);
+    else
+        close(fd);
+}
+
+static void server_error(evc_dispatcher *d, int err, void *data)
+{
+    evc_server *s = data;
+    (void)d;
+    /* A listener keeps serving through errors unless the user decides otherwise. */
+    if (s->ops && s->ops->handle_error)
+        s->ops->handle_error(s, err, s->data);
+}
+
+static void forget_unix_path(evc_server *s)
+{
+    if (s->unix_path[0] != '\0') {
+        unlink(s->unix_path);
+        s->unix_path[0] = '\0';
+    }
+}
+
+static void server_on_destroy(evc_dispatcher *d, void *data)
+{
+    evc_server *s = data;
+    (void)d;
+    forget_unix_path(s);   /* evc_close_all closes without evc_server_close */
+    if (!s->stillborn && s->ops && s->ops->on_destroy)
+        s->ops->on_destroy(s, s->data);
+    free(s);
+}
+
+static const struct evc_dispatcher_ops server_dispatcher_ops = {
+    .handle_accepted = server_accepted,
+    .handle_error = server_error,
+    .on_destroy = server_on_destroy,
+};
+
+/*
+ * A unix socket path left behind by a dead server would make bind fail with
+ * EADDRINUSE forever.  Remove it only when it is a socket nobody listens on,
+ * so a live server's path is never stolen.
+ */
+static void remove_stale_unix_socket(const struct sockaddr_un *sun, socklen_t len)
+{
+    struct stat st;
+    if (sun->sun_path[0] == '\0' || stat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return;
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return;
+    if (connect(probe, (const struct sockaddr *)sun, len) < 0 && errno == ECONNREFUSED)
+        unlink(sun->sun_path);
+    close(probe);
+}
+
+static int start_listening(evc_server *s, const struct sockaddr_storage *ss, socklen_t len,
+                           int backlog)
+{
+    int rc = evc_dispatcher_create_socket(s->disp, ss->ss_family, SOCK_STREAM);
+    if (rc < 0)
+        return rc;
+    if (ss->ss_family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)ss;
+        remove_stale_unix_socket(sun, len);
+    } else if ((rc = evc_dispatcher_set_reuse_addr(s->disp)) < 0) {
+        return rc;
+    }
+    if ((rc = evc_dispatcher_bind(s->disp, (const struct sockaddr *)ss, len)) < 0)
+        return rc;
+    if (ss->ss_family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)ss;
+        if (sun->sun_path[0] != '\0')
+            memcpy(s->unix_path, sun->sun_path, sizeof s->unix_path);
+    }
+    return evc_dispatcher_listen(s->disp, backlog > 0 ? backlog : SOMAXCONN);
+}
+
+evc_server *evc_server_new(struct ev_loop *loop, const char *addr, int backlog,
+                           const struct evc_server_ops *ops, void *data)
+{
+    if (!loop || !addr) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = evc_addr_parse(addr, &ss, &len);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    evc_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->ops = ops;
+    s->data = data;
+    s->disp = evc_dispatcher_new(loop, &server_dispatcher_ops, s);
+    if (!s->disp) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    rc = start_listening(s, &ss, len, backlog);
+    if (rc < 0) {
+        /* The dispatcher frees the server from the loop; the user hears nothing. */
+        s->stillborn = true;
+        forget_unix_path(s);
+        evc_dispatcher_close(s->disp);
+        errno = -rc;
+        return NULL;
+    }
+    return s;
+}
+
+int evc_server_address(const evc_server *s, char *buf, size_t cap)
+{
+    int fd = evc_dispatcher_fd(s->disp);
+    if (fd < 0)
+        return -EBADF;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return evc_addr_format((const struct sockaddr *)&ss, len, buf, cap);
+}
+
+evc_dispatcher *evc_server_dispatcher(evc_server *s)
+{
+    return s->disp;
+}
+
+void evc_server_close(evc_server *s)
+{
+    if (!s || evc_dispatcher_closed(s->disp))
+        return;
+    forget_unix_path(s);
+    evc_dispatcher_close(s->disp);
+}
