@@ -1,0 +1,88 @@
+/*
+ * time_server: the asynchat time server, the demo evchat grew from.
+ *
+ * Python's version subclasses async_chat, sets the terminator to "\r\n\r\n",
+ * and in found_terminator pushes time.ctime() and calls close_when_done().
+ * Here the "subclass" is an evc_chat_ops table.  Try it:
+ *
+ *     printf 'hi\r\n\r\n' | nc 127.0.0.1 10001
+ *
+ * What it shows: a listening evc_server handing each connection to a chat;
+ * a byte-string terminator; push + close_when_done (the reply is written, then
+ * the connection closes); an idle timeout that closes clients which never
+ * finish their request, without disturbing anybody else.
+ */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The request's bytes are not needed: only the blank line that ends it. */
+static void ignore_request(evc_chat *chat, const char *bytes, size_t len, void *data)
+{
+    (void)chat, (void)bytes, (void)len, (void)data;
+}
+
+static void send_time(evc_chat *chat, void *data)
+{
+    (void)data;
+    time_t now = time(NULL);
+    char text[64];
+    ctime_r(&now, text);                 /* "Sun Nov 22 05:56:00 2026\n" */
+    text[strcspn(text, "\n")] = '\0';
+    evc_chat_pushf(chat, "%s\r\n", text);
+    evc_chat_close_when_done(chat);
+}
+
+static const struct evc_chat_ops time_channel = {
+    .collect_incoming_data = ignore_request,
+    .found_terminator = send_time,
+};
+
+static void accept_client(evc_server *server, int fd, const struct sockaddr *peer, socklen_t len,
+                          void *data)
+{
+    (void)peer, (void)len;
+    const double *idle_timeout = data;
+    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    evc_chat *chat = evc_chat_new(loop, fd, &time_channel, NULL);
+    if (!chat) {
+        close(fd);
+        return;
+    }
+    evc_chat_set_terminator(chat, "\r\n\r\n");
+    evc_chat_set_timeout(chat, *idle_timeout);
+}
+
+static const struct evc_server_ops time_server_ops = {
+    .handle_accepted = accept_client,
+};
+
+int main(int argc, char **argv)
+{
+    example_opts opts;
+    example_parse(&opts, argc, argv, "127.0.0.1", 10001, " [IDLE_TIMEOUT_SECONDS (default 30)]");
+    double idle_timeout = opts.argc > 0 ? atof(opts.argv[0]) : 30.0;
+
+    struct ev_loop *loop = ev_default_loop(0);
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(&opts, address, sizeof address);
+    evc_server *server = evc_server_new(loop, address, 0, &time_server_ops, &idle_timeout);
+    if (!server) {
+        perror(address);
+        return 1;
+    }
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
+
+    ev_signal stop[2];
+    example_stop_on_signals(loop, stop);
+    ev_run(loop, 0);
+
+    evc_close_all(loop);
+    ev_run(loop, 0);   /* runs the deferred destroys */
+    ev_loop_destroy(loop);
+    return 0;
+}
