@@ -1,2 +1,780 @@
-/* Placeholder: this unit is being written. */
+/*
+ * The dispatcher: asyncore.dispatcher on libev.  One fd, one ev_io whose
+ * events follow the readable()/writable() predicates, one idle ev_timer, one
+ * ev_prepare for writes scheduled from outside callbacks, and one watcher that
+ * is never started and only fed, to run the deferred destroy.
+ *
+ * Lifetime.  evc_dispatcher_close stops everything and closes the fd at once,
+ * but the memory lives on until the destroy watcher runs from the loop with
+ * no callback of this dispatcher on the stack (`depth` counts them; a close
+ * inside a callback is only fed to the loop when the outermost one returns,
+ * so even a user who runs the loop recursively cannot free a dispatcher under
+ * its own callback).  Every call into user code goes through call_*() helpers
+ * that end in leave(), which answers "still open?"; nothing touches the
+ * dispatcher's state after a user call without asking it.
+ *
+ * Predicates are asked after every callback and state change, and the ev_io
+ * is changed only when the answer changed, so a dispatcher that wants
+ * nothing has no active watcher and costs no wake-ups.
+ */
 #include "internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+/* Connections the default handle_accept takes per wake-up: enough to drain a
+ * burst, few enough that one busy listener cannot starve the other watchers. */
+#define ACCEPT_BATCH 32
+/* Scratch size of the default handle_read (read and discard). */
+#define DISCARD_CHUNK 4096
+
+struct evc_dispatcher {
+    struct ev_loop *loop;
+    const struct evc_dispatcher_ops *ops;
+    void *data;
+    int fd;
+    int reserve_fd;          /* listening: /dev/null, given up to shed a connection on EMFILE */
+    int io_events;           /* the events io is started with; 0 when stopped */
+    ev_io io;
+    ev_timer timer;          /* idle timeout: checks last_activity when it fires */
+    ev_prepare writer;       /* evc__dispatcher_schedule_write */
+    ev_check destroyer;      /* never started; fed by close */
+    double timeout;          /* idle seconds, 0 for none */
+    ev_tstamp last_activity;
+    evc_reg_link link;
+    evc_loop_entry *entry;
+    unsigned depth;          /* callbacks of this dispatcher on the stack */
+    bool is_socket;
+    bool connecting;
+    bool listening;
+    bool unconnected;        /* a fresh stream socket: no events until connect or listen */
+    bool oob_watched;
+    bool closed;
+    bool destroy_fed;
+};
+
+static const struct evc_dispatcher_ops no_ops;
+
+static void update_events(evc_dispatcher *d);
+
+/* ------------------------------------------------------------------ */
+/* Entering and leaving user code                                      */
+/* ------------------------------------------------------------------ */
+
+static void feed_destroy(evc_dispatcher *d)
+{
+    d->destroy_fed = true;
+    ev_feed_event(d->loop, &d->destroyer, EV_CUSTOM);
+}
+
+static void enter(evc_dispatcher *d)
+{
+    d->depth++;
+}
+
+/* The one re-check after user code: false when the dispatcher was closed. */
+static bool leave(evc_dispatcher *d)
+{
+    assert(d->depth > 0);
+    d->depth--;
+    if (!d->closed)
+        return true;
+    if (d->depth == 0 && !d->destroy_fed)
+        feed_destroy(d);
+    return false;
+}
+
+static void destroy_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+    evc_dispatcher *d = w->data;
+    (void)loop;
+    (void)revents;
+    d->destroy_fed = false;
+    if (d->depth > 0)
+        return;     /* a recursive ev_run inside our callback: leave() feeds us again */
+    evc__registry_detach(d->entry, &d->link);
+    if (d->ops->on_destroy)
+        d->ops->on_destroy(d, d->data);
+    free(d);
+}
+
+static bool ask(evc_dispatcher *d, bool (*pred)(evc_dispatcher *, void *), bool dflt)
+{
+    if (!pred)
+        return dflt;
+    enter(d);
+    bool answer = pred(d, d->data);
+    return leave(d) && answer;
+}
+
+/* One helper per event: call the op (or its default), then re-check. */
+
+static void default_read(evc_dispatcher *d)
+{
+    char scratch[DISCARD_CHUNK];
+    /* EOF and resets reach handle_close through recv. */
+    evc_dispatcher_recv(d, scratch, sizeof scratch);
+}
+
+static bool call_read(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_read)
+        d->ops->handle_read(d, d->data);
+    else
+        default_read(d);
+    return leave(d);
+}
+
+static bool call_write(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_write)
+        d->ops->handle_write(d, d->data);
+    return leave(d);
+}
+
+static bool call_connect(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_connect)
+        d->ops->handle_connect(d, d->data);
+    return leave(d);
+}
+
+static bool call_close(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_close)
+        d->ops->handle_close(d, d->data);
+    else
+        evc_dispatcher_close(d);
+    return leave(d);
+}
+
+static bool call_error(evc_dispatcher *d, int err)
+{
+    enter(d);
+    if (d->ops->handle_error)
+        d->ops->handle_error(d, err, d->data);
+    else
+        evc_dispatcher_close(d);
+    return leave(d);
+}
+
+static bool call_timeout(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_timeout)
+        d->ops->handle_timeout(d, d->data);
+    else
+        evc_dispatcher_close(d);
+    return leave(d);
+}
+
+static void default_expt(evc_dispatcher *d)
+{
+    char byte;
+    while (recv(d->fd, &byte, 1, MSG_OOB) < 0 && errno == EINTR)
+        ;
+}
+
+static bool call_expt(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_expt)
+        d->ops->handle_expt(d, d->data);
+    else
+        default_expt(d);
+    return leave(d);
+}
+
+static bool call_accepted(evc_dispatcher *d, int fd, const struct sockaddr_storage *ss,
+                          socklen_t len)
+{
+    enter(d);
+    if (d->ops->handle_accepted)
+        d->ops->handle_accepted(d, fd, (const struct sockaddr *)ss, len, d->data);
+    else
+        close(fd);
+    return leave(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+/* ------------------------------------------------------------------ */
+
+static bool is_peer_gone(int err)
+{
+    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
+           err == -ECONNABORTED;
+}
+
+/* Wanted io events, from the predicates; -1 if a predicate closed the dispatcher. */
+static int wanted_events(evc_dispatcher *d)
+{
+    int events = 0;
+    if (ask(d, d->ops->readable, true))
+        events |= EV_READ;
+    if (d->closed)
+        return -1;
+    /* A connect completes on writability whatever writable() says. */
+    if (d->connecting || ask(d, d->ops->writable, false))
+        events |= EV_WRITE;
+    if (d->closed)
+        return -1;
+    return events;
+}
+
+static void update_events(evc_dispatcher *d)
+{
+    if (d->closed || d->fd < 0)
+        return;
+    /* An unconnected stream socket polls as hung up: watching it would spin. */
+    int events = d->unconnected ? 0 : wanted_events(d);
+    if (events < 0 || events == d->io_events)
+        return;
+    if (d->io_events)
+        ev_io_stop(d->loop, &d->io);
+    d->io_events = events;
+    if (events) {
+        ev_io_set(&d->io, d->fd, events);
+        ev_io_start(d->loop, &d->io);
+    }
+}
+
+/* Reopens the EMFILE reserve; false when even that fails. */
+static bool reopen_reserve(evc_dispatcher *d)
+{
+    if (d->reserve_fd < 0)
+        d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return d->reserve_fd >= 0;
+}
+
+/*
+ * Out of fds with connections waiting: the listener would be readable forever
+ * and the loop would spin.  Give up the reserve fd, take the connection and
+ * close it at once (the client sees it end rather than hang), and take the
+ * reserve back.  Returns true if a connection was shed.
+ */
+static bool shed_connection(evc_dispatcher *d)
+{
+    if (d->reserve_fd < 0)
+        return false;
+    close(d->reserve_fd);
+    d->reserve_fd = -1;
+    int fd;
+    do
+        fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+    if (fd >= 0)
+        close(fd);
+    reopen_reserve(d);
+    return fd >= 0;
+}
+
+static void default_accept(evc_dispatcher *d)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = evc_dispatcher_accept(d, &ss, &len);
+        if (fd >= 0) {
+            if (!call_accepted(d, fd, &ss, len))
+                return;
+            continue;
+        }
+        if (fd == -EAGAIN)
+            return;
+        if (fd == -EMFILE || fd == -ENFILE) {
+            if (shed_connection(d))
+                continue;
+            if (reopen_reserve(d))
+                continue;
+        }
+        call_error(d, fd);
+        return;
+    }
+}
+
+static bool call_accept(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->ops->handle_accept)
+        d->ops->handle_accept(d, d->data);
+    else
+        default_accept(d);
+    return leave(d);
+}
+
+/*
+ * A connect in progress reported an event.  Returns true when the caller may
+ * go on handling the event (connected and still open).
+ */
+static bool finish_connect(evc_dispatcher *d)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == 0) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        if (getpeername(d->fd, (struct sockaddr *)&peer, &plen) < 0 && errno == ENOTCONN)
+            return false;   /* a spurious wake-up: the connect is still in progress */
+    }
+    d->connecting = false;
+    if (err != 0) {
+        call_error(d, -err);
+        return false;
+    }
+    return call_connect(d);
+}
+
+static void dispatch_io(evc_dispatcher *d, int revents)
+{
+    if (d->connecting) {
+        if (!finish_connect(d) || !(revents & EV_READ))
+            return;
+        revents &= ~EV_WRITE;   /* that writability was the connect's */
+    }
+    if (d->listening) {
+        if (revents & EV_READ)
+            call_accept(d);
+        return;
+    }
+    if ((revents & EV_READ) && !call_read(d))
+        return;
+    if (revents & EV_WRITE)
+        call_write(d);
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    evc_dispatcher *d = w->data;
+    (void)loop;
+    evc__dispatcher_touch(d);
+    enter(d);
+    dispatch_io(d, revents);
+    if (leave(d))
+        update_events(d);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    evc_dispatcher *d = w->data;
+    (void)revents;
+    /* libev's "last activity" idiom: I/O only moves last_activity; the timer
+     * notices it here and sleeps for the rest of the period. */
+    ev_tstamp due = d->last_activity + d->timeout;
+    ev_tstamp now = ev_now(loop);
+    if (due > now) {
+        ev_timer_set(w, due - now, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    enter(d);
+    call_timeout(d);
+    if (!leave(d))
+        return;
+    /* Still open: another idle period, unless handle_timeout set a new one. */
+    if (!ev_is_active(&d->timer) && d->timeout > 0)
+        evc_dispatcher_set_timeout(d, d->timeout);
+    update_events(d);
+}
+
+static void writer_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    evc_dispatcher *d = w->data;
+    (void)revents;
+    ev_prepare_stop(loop, w);
+    if (d->closed)
+        return;
+    enter(d);
+    call_write(d);
+    if (leave(d))
+        update_events(d);
+}
+
+void evc__dispatcher_expt(evc_dispatcher *d)
+{
+    if (d->closed)
+        return;
+    enter(d);
+    call_expt(d);
+    if (leave(d))
+        update_events(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction and the fd                                             */
+/* ------------------------------------------------------------------ */
+
+evc_dispatcher *evc_dispatcher_new(struct ev_loop *loop, const struct evc_dispatcher_ops *ops,
+                                   void *data)
+{
+    if (!loop) {
+        errno = EINVAL;
+        return NULL;
+    }
+    evc_dispatcher *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->loop = loop;
+    d->ops = ops ? ops : &no_ops;
+    d->data = data;
+    d->fd = -1;
+    d->reserve_fd = -1;
+    d->link.owner = d;
+    ev_init(&d->io, io_cb);
+    d->io.data = d;
+    ev_init(&d->timer, timer_cb);
+    d->timer.data = d;
+    ev_prepare_init(&d->writer, writer_cb);
+    d->writer.data = d;
+    ev_check_init(&d->destroyer, destroy_cb);
+    d->destroyer.data = d;
+    d->entry = evc__registry_attach(loop, &d->link);
+    if (!d->entry) {
+        free(d);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return d;
+}
+
+static bool is_listening_socket(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+/* Takes fd (already non-blocking).  On failure the caller keeps fd. */
+static int adopt(evc_dispatcher *d, int fd)
+{
+    d->is_socket = evc__io_is_socket(fd);
+    if (d->is_socket && d->ops->handle_expt) {
+        /* Only dispatchers that asked for urgent data pay for watching it; for
+         * the others the kernel drops the urgent byte as reads pass it. */
+        int rc = evc__registry_oob_add(d->entry, fd, &d->link);
+        if (rc < 0)
+            return rc;
+        d->oob_watched = true;
+    }
+    d->fd = fd;
+    if (d->is_socket && is_listening_socket(fd)) {
+        d->listening = true;
+        reopen_reserve(d);
+    }
+    update_events(d);
+    return 0;
+}
+
+int evc_dispatcher_create_socket(evc_dispatcher *d, int family, int type)
+{
+    if (d->closed)
+        return -EBADF;
+    if (d->fd >= 0)
+        return -EBUSY;
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    d->unconnected = base_type == SOCK_STREAM || base_type == SOCK_SEQPACKET;
+    int rc = adopt(d, fd);
+    if (rc < 0)
+        close(fd);
+    return rc;
+}
+
+int evc_dispatcher_set_socket(evc_dispatcher *d, int fd)
+{
+    if (d->closed)
+        return -EBADF;
+    if (d->fd >= 0)
+        return -EBUSY;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -EBADF;
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    return adopt(d, fd);
+}
+
+int evc_dispatcher_set_reuse_addr(evc_dispatcher *d)
+{
+    if (d->fd < 0)
+        return -EBADF;
+    int on = 1;
+    if (setsockopt(d->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+        return -errno;
+    return 0;
+}
+
+int evc_dispatcher_bind(evc_dispatcher *d, const struct sockaddr *addr, socklen_t len)
+{
+    if (d->fd < 0)
+        return -EBADF;
+    if (bind(d->fd, addr, len) < 0)
+        return -errno;
+    return 0;
+}
+
+int evc_dispatcher_listen(evc_dispatcher *d, int backlog)
+{
+    if (d->fd < 0)
+        return -EBADF;
+    if (d->connecting)
+        return -EINVAL;
+    if (listen(d->fd, backlog) < 0)
+        return -errno;
+    d->listening = true;
+    d->unconnected = false;
+    /* Opened now, while fds are plentiful, so it is there when they run out. */
+    reopen_reserve(d);
+    update_events(d);
+    return 0;
+}
+
+int evc_dispatcher_connect(evc_dispatcher *d, const struct sockaddr *addr, socklen_t len)
+{
+    if (d->fd < 0)
+        return -EBADF;
+    if (d->connecting)
+        return -EALREADY;
+    if (d->listening)
+        return -EINVAL;
+    /*
+     * An immediate success (unix sockets) is still reported from the loop:
+     * the socket is writable at once, so handle_connect arrives on the next
+     * pass, never inside this call.  EINTR means the connect goes on
+     * asynchronously.
+     */
+    if (connect(d->fd, addr, len) < 0 && errno != EINPROGRESS && errno != EINTR)
+        return -errno;
+    d->connecting = true;
+    d->unconnected = false;
+    update_events(d);
+    return 0;
+}
+
+int evc_dispatcher_accept(evc_dispatcher *d, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (d->fd < 0)
+        return -EBADF;
+    socklen_t dummy = sizeof(struct sockaddr_storage);
+    if (addr && !len)
+        len = &dummy;
+    if (!addr)
+        len = NULL;
+    for (;;) {
+        int fd = accept4(d->fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        /* A connection reset before we took it: there may be others behind it. */
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Data                                                                */
+/* ------------------------------------------------------------------ */
+
+/* What send and recv do with a result: peer gone is a close, the rest an error. */
+static ssize_t io_result(evc_dispatcher *d, ssize_t n)
+{
+    if (n >= 0)
+        return n;
+    if (n == -EAGAIN || n == -EWOULDBLOCK)
+        return 0;
+    if (is_peer_gone((int)n)) {
+        call_close(d);
+        return 0;
+    }
+    call_error(d, (int)n);
+    return n;
+}
+
+ssize_t evc_dispatcher_send(evc_dispatcher *d, const void *buf, size_t len)
+{
+    if (d->closed || d->fd < 0)
+        return -EBADF;
+    ssize_t n;
+    if (d->is_socket) {
+        do
+            n = send(d->fd, buf, len, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            n = -errno;
+    } else {
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        n = evc__io_writev(d->fd, false, &iov, 1);
+    }
+    if (n > 0)
+        evc__dispatcher_touch(d);
+    return io_result(d, n);
+}
+
+ssize_t evc_dispatcher_recv(evc_dispatcher *d, void *buf, size_t len)
+{
+    if (d->closed || d->fd < 0)
+        return -EBADF;
+    ssize_t n;
+    if (d->is_socket) {
+        do
+            n = recv(d->fd, buf, len, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            n = -errno;
+    } else {
+        n = evc__io_read(d->fd, buf, len);
+    }
+    if (n > 0) {
+        evc__dispatcher_touch(d);
+        return n;
+    }
+    if (n == 0 && len > 0) {
+        call_close(d);
+        return 0;
+    }
+    return io_result(d, n);
+}
+
+ssize_t evc_dispatcher_recvfrom(evc_dispatcher *d, void *buf, size_t len,
+                                struct sockaddr_storage *from, socklen_t *fromlen)
+{
+    if (d->closed || d->fd < 0)
+        return -EBADF;
+    socklen_t dummy = sizeof(struct sockaddr_storage);
+    if (from && !fromlen)
+        fromlen = &dummy;
+    if (!from)
+        fromlen = NULL;
+    ssize_t n;
+    do
+        n = recvfrom(d->fd, buf, len, 0, (struct sockaddr *)from, fromlen);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    evc__dispatcher_touch(d);
+    return n;
+}
+
+ssize_t evc_dispatcher_sendto(evc_dispatcher *d, const void *buf, size_t len,
+                              const struct sockaddr *to, socklen_t tolen)
+{
+    if (d->closed || d->fd < 0)
+        return -EBADF;
+    ssize_t n;
+    do
+        n = sendto(d->fd, buf, len, MSG_NOSIGNAL, to, tolen);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    evc__dispatcher_touch(d);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Close, state, properties                                            */
+/* ------------------------------------------------------------------ */
+
+void evc_dispatcher_close(evc_dispatcher *d)
+{
+    if (!d || d->closed)
+        return;
+    d->closed = true;
+    d->connecting = false;
+    if (d->io_events)
+        ev_io_stop(d->loop, &d->io);
+    d->io_events = 0;
+    ev_timer_stop(d->loop, &d->timer);
+    ev_prepare_stop(d->loop, &d->writer);
+    if (d->oob_watched) {
+        evc__registry_oob_del(d->entry, d->fd);
+        d->oob_watched = false;
+    }
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+    if (d->reserve_fd >= 0)
+        close(d->reserve_fd);
+    d->reserve_fd = -1;
+    /* Inside a callback, leave() feeds the destroy when the outermost returns. */
+    if (d->depth == 0)
+        feed_destroy(d);
+}
+
+bool evc_dispatcher_closed(const evc_dispatcher *d)
+{
+    return d->closed;
+}
+
+void evc_dispatcher_update(evc_dispatcher *d)
+{
+    update_events(d);
+}
+
+void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)
+{
+    if (d->closed)
+        return;
+    ev_timer_stop(d->loop, &d->timer);
+    d->timeout = idle_seconds > 0 ? idle_seconds : 0;
+    if (d->timeout > 0) {
+        d->last_activity = ev_now(d->loop);
+        ev_timer_set(&d->timer, d->timeout, 0.);
+        ev_timer_start(d->loop, &d->timer);
+    }
+}
+
+int evc_dispatcher_fd(const evc_dispatcher *d)
+{
+    return d->fd;
+}
+
+void *evc_dispatcher_data(const evc_dispatcher *d)
+{
+    return d->data;
+}
+
+struct ev_loop *evc_dispatcher_loop(const evc_dispatcher *d)
+{
+    return d->loop;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hooks for the chat and server layers                                */
+/* ------------------------------------------------------------------ */
+
+void evc__dispatcher_schedule_write(evc_dispatcher *d)
+{
+    if (!d->closed)
+        ev_prepare_start(d->loop, &d->writer);
+}
+
+bool evc__dispatcher_is_socket(const evc_dispatcher *d)
+{
+    return d->is_socket;
+}
+
+bool evc__dispatcher_connecting(const evc_dispatcher *d)
+{
+    return d->connecting;
+}
+
+void evc__dispatcher_touch(evc_dispatcher *d)
+{
+    d->last_activity = ev_now(d->loop);
+}

@@ -190,4 +190,30 @@ bool evc__dispatcher_connecting(const evc_dispatcher *);
 /* Marks I/O activity now (resets the idle timeout). */
 void evc__dispatcher_touch(evc_dispatcher *);
 
+/* ------------------------------------------------------------------ */
+/* Per-loop registry (registry.c): evc_close_all and urgent data      */
+/* ------------------------------------------------------------------ */
+
+/* A dispatcher's place in its loop's list; embedded in the dispatcher. */
+typedef struct evc_reg_link {
+    struct evc_reg_link *prev, *next;
+    evc_dispatcher *owner;
+} evc_reg_link;
+
+/* One loop's bookkeeping; private to registry.c. */
+typedef struct evc_loop_entry evc_loop_entry;
+
+/* Links a new dispatcher into its loop's list, creating the loop's entry when
+ * it is the first.  The entry, or NULL with errno ENOMEM. */
+evc_loop_entry *evc__registry_attach(struct ev_loop *, evc_reg_link *);
+/* Unlinks a destroyed dispatcher; frees the entry with its last dispatcher. */
+void evc__registry_detach(evc_loop_entry *, evc_reg_link *);
+/* Watches fd for urgent (TCP out-of-band) data: evc__dispatcher_expt(link->owner)
+ * follows each arrival.  0 or -errno. */
+int evc__registry_oob_add(evc_loop_entry *, int fd, evc_reg_link *);
+/* Stops watching fd for urgent data; call before closing fd. */
+void evc__registry_oob_del(evc_loop_entry *, int fd);
+/* Urgent data arrived on the dispatcher's fd (dispatcher.c). */
+void evc__dispatcher_expt(evc_dispatcher *);
+
 #endif /* EVC_INTERNAL_H */
