@@ -172,6 +172,7 @@ static void scan_kmp(evc_scanner *s, const char *in, size_t len, evc_scan_result
     const size_t *fail = s->fail;
     size_t q = s->held;   /* terminator bytes matched so far */
     size_t i = s->held;   /* next input byte to examine */
+    const size_t start = i;
 
     while (i < len) {
         if (q == 0) {
@@ -191,7 +192,7 @@ static void scan_kmp(evc_scanner *s, const char *in, size_t len, evc_scan_result
         if (c == term[q])
             q++;
         if (q == m) {
-            s->examined += i - s->held;
+            s->examined += i - start;
             s->held = 0;
             out->data_len = i - m;
             out->consumed = i;
@@ -200,7 +201,7 @@ static void scan_kmp(evc_scanner *s, const char *in, size_t len, evc_scan_result
         }
     }
     /* The last q bytes are a terminator prefix: hold them back. */
-    s->examined += len - s->held;
+    s->examined += i - start;
     s->held = q;
     out->data_len = len - q;
     out->consumed = len - q;
