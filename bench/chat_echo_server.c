@@ -1,0 +1,73 @@
+/*
+ * chat_echo_server: the evchat side of the pipelined echo benchmark.  A line
+ * echo server written the way the library means it to be used: a chat per
+ * connection with the terminator "\n", the default collector, and a
+ * found_terminator that pushes the line and its "\n" back.  Everything else
+ * (reading, framing, queueing, writing, back-pressure) is the library's, so
+ * this measures evchat's fast path against bench/ref_echo_server.c.
+ *
+ *     bench/chat_echo_server -b 127.0.0.1 -p 0
+ *
+ * The first stdout line is "listening on HOST:PORT"; SIGINT or SIGTERM stop
+ * it with exit status 0.
+ */
+#include "../examples/common.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+/* The default collector hands over the whole line, terminator dropped. */
+static void echo_line(evc_chat *chat, void *data)
+{
+    (void)data;
+    size_t len;
+    const char *line = evc_chat_incoming(chat, &len);
+    evc_chat_push(chat, line, len);
+    evc_chat_push(chat, "\n", 1);
+}
+
+static const struct evc_chat_ops echo_channel = {
+    .found_terminator = echo_line,
+};
+
+static void accept_client(evc_server *server, int fd, const struct sockaddr *peer, socklen_t len,
+                          void *data)
+{
+    (void)peer, (void)len, (void)data;
+    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    evc_chat *chat = evc_chat_new(loop, fd, &echo_channel, NULL);
+    if (!chat) {
+        close(fd);
+        return;
+    }
+    evc_chat_set_terminator(chat, "\n");
+}
+
+static const struct evc_server_ops echo_server_ops = {
+    .handle_accepted = accept_client,
+};
+
+int main(int argc, char **argv)
+{
+    example_opts opts;
+    example_parse(&opts, argc, argv, "127.0.0.1", 10002, "");
+
+    struct ev_loop *loop = ev_default_loop(0);
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(&opts, address, sizeof address);
+    evc_server *server = evc_server_new(loop, address, 0, &echo_server_ops, NULL);
+    if (!server) {
+        perror(address);
+        return 1;
+    }
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
+
+    ev_signal stop[2];
+    example_stop_on_signals(loop, stop);
+    ev_run(loop, 0);
+
+    evc_close_all(loop);
+    ev_run(loop, 0);   /* runs the deferred destroys */
+    ev_loop_destroy(loop);
+    return 0;
+}
