@@ -145,6 +145,9 @@ static void oob_ready(struct ev_loop *loop, ev_io *w, int revents)
      * evc__dispatcher_expt ignores closed ones.
      */
     for (int i = 0; i < n; i++) {
+        /* epoll always reports hang-ups and errors; those belong to the ev_io. */
+        if (!(evs[i].events & EPOLLPRI))
+            continue;
         evc_reg_link *link = evs[i].data.ptr;
         evc__dispatcher_expt(link->owner);
     }
