@@ -396,7 +396,7 @@ static void test_conversation(void **state)
     evc_dispatcher_close(c);
     assert_true(evt_run_until_count(loop, &sr->n[K_CLOSE], 1, 5.));
     assert_int_equal(sr->n[K_ERROR], 0);
-    assert_true(evc_dispatcher_closed(s));
+    (void)s;   /* destroyed by now: h_close closed it */
 
     evc_dispatcher_close(l);
     finish_loop(loop);
@@ -609,7 +609,7 @@ static void test_pipe_file_dispatcher(void **state)
     assert_true(evt_run_until_count(loop, &rr->n[K_CLOSE], 1, 5.));
     assert_int_equal(rr->len, (int)sizeof content);
     assert_memory_equal(rr->data, content, sizeof content);
-    assert_true(evc_dispatcher_closed(rd));
+    (void)rd;  /* destroyed by now: h_close closed it */
     assert_int_equal(rr->n[K_ERROR], 0);
     finish_loop(loop);
     assert_rec_done(rr);
