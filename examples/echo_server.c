@@ -1,0 +1,230 @@
+/*
+ * echo_server: the select()-based echo server evchat grew from, written on
+ * the dispatcher alone (no chat layer), the way asyncore's documentation
+ * teaches it.
+ *
+ * A dispatcher is one fd plus two predicates.  Each time round the loop
+ * asyncore asks every dispatcher readable() and writable() and puts its fd
+ * in select()'s read and write sets accordingly; here libev does the
+ * watching and the predicates are asked again after every callback, so the
+ * idea is the same without the polling:
+ *
+ *   - the listening dispatcher (create_socket, set_reuse_addr, bind, listen)
+ *     accepts; the default handle_accept calls handle_accepted with each new
+ *     fd, which gets a dispatcher of its own;
+ *   - a client's handle_read recv()s into its pending buffer, and writable()
+ *     is true exactly while that buffer holds bytes, so handle_write runs
+ *     only when there is something to send, and the server never spins;
+ *   - readable() is false while more than PENDING_MAX bytes wait, so a client
+ *     that sends but never reads cannot make the server's memory grow;
+ *   - a line (or a whole message) "BYE", in any case, is echoed and then that
+ *     client is closed once its pending bytes are out; bytes after it are
+ *     dropped.  When a client closes its side, what is pending is still sent.
+ *
+ * Try it:   examples/echo_server &   then   printf 'hi\nbye\n' | nc 127.0.0.1 5556
+ * Also:     examples/echo_server -b unix:/tmp/echo.sock
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define PENDING_MAX (64 * 1024)   /* stop reading while more than this waits */
+#define READ_CHUNK 4096           /* the most one handle_read takes */
+
+struct client {
+    char *pending;     /* received, not yet echoed; NULL while idle */
+    size_t len, cap;
+    char line[4];      /* the first bytes of the current line, to spot "BYE" */
+    size_t line_len;   /* bytes of the current line seen (stops counting at 5) */
+    bool finishing;    /* BYE or the peer's EOF: send what is pending, then close */
+};
+
+/* Scans newly received bytes for a line "BYE" (trimmed of \r\n, any case), or
+ * a message that is nothing but "BYE".  Returns how many bytes to keep: up to
+ * and including the BYE, or all of them. */
+static size_t scan_for_bye(struct client *c, const char *p, size_t n)
+{
+    bool at_line_start = c->line_len == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            size_t k = c->line_len;
+            if (k >= 1 && k <= sizeof c->line && c->line[k - 1] == '\r')
+                k--;
+            c->line_len = 0;
+            if (k == 3 && strncasecmp(c->line, "bye", 3) == 0) {
+                c->finishing = true;
+                return i + 1;
+            }
+        } else if (c->line_len < sizeof c->line) {
+            c->line[c->line_len++] = p[i];
+        } else {
+            c->line_len = sizeof c->line + 1;   /* too long to be BYE */
+        }
+    }
+    size_t k = n;
+    while (k > 0 && (p[k - 1] == '\r' || p[k - 1] == '\n'))
+        k--;
+    if (at_line_start && k == 3 && strncasecmp(p, "bye", 3) == 0)
+        c->finishing = true;
+    return n;
+}
+
+static bool client_readable(evc_dispatcher *d, void *data)
+{
+    (void)d;
+    struct client *c = data;
+    return !c->finishing && c->len <= PENDING_MAX;
+}
+
+static bool client_writable(evc_dispatcher *d, void *data)
+{
+    (void)d;
+    struct client *c = data;
+    return c->len > 0;
+}
+
+static void client_read(evc_dispatcher *d, void *data)
+{
+    struct client *c = data;
+    if (c->cap - c->len < READ_CHUNK) {
+        char *bigger = realloc(c->pending, c->len + READ_CHUNK);
+        if (!bigger) {
+            evc_dispatcher_close(d);
+            return;
+        }
+        c->pending = bigger;
+        c->cap = c->len + READ_CHUNK;
+    }
+    ssize_t n = evc_dispatcher_recv(d, c->pending + c->len, READ_CHUNK);
+    if (n <= 0)
+        return;   /* nothing yet, or EOF/error: handle_close or handle_error has run */
+    c->len += scan_for_bye(c, c->pending + c->len, (size_t)n);
+}
+
+static void client_write(evc_dispatcher *d, void *data)
+{
+    struct client *c = data;
+    ssize_t n = evc_dispatcher_send(d, c->pending, c->len);
+    if (n <= 0)
+        return;   /* the socket is full, or the peer is gone and we are closed */
+    c->len -= (size_t)n;
+    memmove(c->pending, c->pending + n, c->len);
+    if (c->len > 0)
+        return;
+    /* Idle clients hold no buffer: ten thousand of them cost little. */
+    free(c->pending);
+    c->pending = NULL;
+    c->cap = 0;
+    if (c->finishing)
+        evc_dispatcher_close(d);
+}
+
+/* The peer closed its side (or reset it): echo what is pending first.  If it
+ * comes again (a send found the peer gone), give up. */
+static void client_close(evc_dispatcher *d, void *data)
+{
+    struct client *c = data;
+    if (c->finishing || c->len == 0)
+        evc_dispatcher_close(d);
+    c->finishing = true;
+}
+
+static void client_destroy(evc_dispatcher *d, void *data)
+{
+    (void)d;
+    struct client *c = data;
+    free(c->pending);
+    free(c);
+}
+
+static const struct evc_dispatcher_ops client_ops = {
+    .readable = client_readable,
+    .writable = client_writable,
+    .handle_read = client_read,
+    .handle_write = client_write,
+    .handle_close = client_close,
+    .on_destroy = client_destroy,
+};
+
+static void accept_client(evc_dispatcher *listener, int fd, const struct sockaddr *peer,
+                          socklen_t len, void *data)
+{
+    (void)peer, (void)len, (void)data;
+    struct client *c = calloc(1, sizeof *c);
+    evc_dispatcher *d = c ? evc_dispatcher_new(evc_dispatcher_loop(listener), &client_ops, c)
+                          : NULL;
+    if (!d) {
+        free(c);
+        close(fd);
+        return;
+    }
+    if (evc_dispatcher_set_socket(d, fd) < 0) {
+        close(fd);
+        evc_dispatcher_close(d);   /* on_destroy frees c */
+    }
+}
+
+static void listener_error(evc_dispatcher *d, int err, void *data)
+{
+    (void)data;
+    fprintf(stderr, "echo_server: accept: %s\n", evc_strerror(err));
+    evc_dispatcher_close(d);
+}
+
+static const struct evc_dispatcher_ops listener_ops = {
+    .handle_accepted = accept_client,
+    .handle_error = listener_error,
+};
+
+/* socket, SO_REUSEADDR (TCP), bind, listen: asyncore's four listener calls. */
+static int start_listening(evc_dispatcher *d, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int rc = evc_dispatcher_create_socket(d, ss->ss_family, SOCK_STREAM);
+    if (rc == 0 && ss->ss_family != AF_UNIX)
+        rc = evc_dispatcher_set_reuse_addr(d);
+    if (rc == 0)
+        rc = evc_dispatcher_bind(d, (const struct sockaddr *)ss, len);
+    if (rc == 0)
+        rc = evc_dispatcher_listen(d, SOMAXCONN);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    example_opts opts;
+    example_parse(&opts, argc, argv, "127.0.0.1", 5556, "");
+    struct sockaddr_storage ss;
+    socklen_t len;
+    example_resolve(&opts, &ss, &len);
+
+    struct ev_loop *loop = ev_default_loop(0);
+    int status = 0;
+    evc_dispatcher *listener = evc_dispatcher_new(loop, &listener_ops, NULL);
+    int rc = listener ? start_listening(listener, &ss, len) : -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", opts.host, opts.port,
+                evc_strerror(rc));
+        status = 1;
+        goto out;
+    }
+    example_announce(evc_dispatcher_fd(listener));
+
+    ev_signal stop[2];
+    example_stop_on_signals(loop, stop);
+    ev_run(loop, 0);
+
+out:
+    evc_close_all(loop);
+    ev_run(loop, 0);   /* runs the deferred destroys */
+    ev_loop_destroy(loop);
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+    if (status == 0 && ss.ss_family == AF_UNIX && sun->sun_path[0] != '\0')
+        unlink(sun->sun_path);
+    return status;
+}
