@@ -15,8 +15,8 @@
  *   - a client's handle_read recv()s into its pending buffer, and writable()
  *     is true exactly while that buffer holds bytes, so handle_write runs
  *     only when there is something to send, and the server never spins;
- *   - readable() is false while more than PENDING_MAX bytes wait, so a client
- *     that sends but never reads cannot make the server's memory grow;
+ *   - readable() is false while the buffer (PENDING_MAX bytes) is full, so a
+ *     client that sends but never reads cannot make the server's memory grow;
  *   - a line (or a whole message) "BYE", in any case, is echoed and then that
  *     client is closed once its pending bytes are out; bytes after it are
  *     dropped.  When a client closes its side, what is pending is still sent.
@@ -34,12 +34,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define PENDING_MAX (64 * 1024)   /* stop reading while more than this waits */
-#define READ_CHUNK 4096           /* the most one handle_read takes */
+#define PENDING_MAX (64 * 1024)   /* a client's buffer: reading stops when it is full */
 
 struct client {
-    char *pending;     /* received, not yet echoed; NULL while idle */
-    size_t len, cap;
+    char *pending;     /* PENDING_MAX bytes: received, not yet echoed; NULL while idle */
+    size_t len;
     char line[4];      /* the first bytes of the current line, to spot "BYE" */
     size_t line_len;   /* bytes of the current line seen (stops counting at 5) */
     bool finishing;    /* BYE or the peer's EOF: send what is pending, then close */
@@ -79,7 +78,7 @@ static bool client_readable(evc_dispatcher *d, void *data)
 {
     (void)d;
     struct client *c = data;
-    return !c->finishing && c->len <= PENDING_MAX;
+    return !c->finishing && c->len < PENDING_MAX;
 }
 
 static bool client_writable(evc_dispatcher *d, void *data)
@@ -92,16 +91,11 @@ static bool client_writable(evc_dispatcher *d, void *data)
 static void client_read(evc_dispatcher *d, void *data)
 {
     struct client *c = data;
-    if (c->cap - c->len < READ_CHUNK) {
-        char *bigger = realloc(c->pending, c->len + READ_CHUNK);
-        if (!bigger) {
-            evc_dispatcher_close(d);
-            return;
-        }
-        c->pending = bigger;
-        c->cap = c->len + READ_CHUNK;
+    if (!c->pending && !(c->pending = malloc(PENDING_MAX))) {
+        evc_dispatcher_close(d);
+        return;
     }
-    ssize_t n = evc_dispatcher_recv(d, c->pending + c->len, READ_CHUNK);
+    ssize_t n = evc_dispatcher_recv(d, c->pending + c->len, PENDING_MAX - c->len);
     if (n <= 0)
         return;   /* nothing yet, or EOF/error: handle_close or handle_error has run */
     c->len += scan_for_bye(c, c->pending + c->len, (size_t)n);
@@ -120,7 +114,6 @@ static void client_write(evc_dispatcher *d, void *data)
     /* Idle clients hold no buffer: ten thousand of them cost little. */
     free(c->pending);
     c->pending = NULL;
-    c->cap = 0;
     if (c->finishing)
         evc_dispatcher_close(d);
 }
