@@ -401,9 +401,12 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
+    /* evc_close_all closes the dispatcher with output still queued.  Release
+     * callbacks and producers may use the user's data, and on_destroy, the last
+     * callback, may free it: so they all run first. */
+    evc__outq_clear(&c->out);
     if (!c->stillborn && c->ops->on_destroy)
         c->ops->on_destroy(c, c->data);
-    evc__outq_clear(&c->out);
     evc__buf_free(&c->in);
     evc__buf_free(&c->frame);
     evc__scanner_free(&c->scanner);

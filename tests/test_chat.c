@@ -1672,6 +1672,116 @@ static void test_idle_timeout_handler_and_activity(void **state)
     rec_free(&r);
 }
 
+/* Records, at each release and producer destroy, whether on_destroy already ran. */
+typedef struct order_probe {
+    rec *r;
+    int released, released_after_destroy;
+} order_probe;
+
+static void probe_release(void *arg)
+{
+    order_probe *o = arg;
+    o->released++;
+    if (o->r->destroyed)
+        o->released_after_destroy++;
+}
+
+static ssize_t probe_more(evc_producer *p, void *buf, size_t cap, void *data)
+{
+    (void)p;
+    (void)buf;
+    (void)cap;
+    (void)data;
+    return EVC_NOT_YET;
+}
+
+static void probe_destroy(evc_producer *p, void *data)
+{
+    (void)p;
+    probe_release(data);
+}
+
+static const struct evc_producer_ops probe_ops = {
+    .more = probe_more,
+    .on_destroy = probe_destroy,
+};
+
+static void test_on_destroy_is_the_last_callback(void **state)
+{
+    (void)state;
+    /* Closed by evc_close_all, by evc_chat_close, and by the peer. */
+    for (int how = 0; how < 3; how++) {
+        struct ev_loop *loop = new_loop();
+        int fds[2];
+        evt_tcp_pair(fds);
+        rec r = {0};
+        order_probe o = {.r = &r};
+        evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
+        /* The producer stalls, so the ref behind it is still queued at the close. */
+        assert_int_equal(evc_chat_push_with_producer(c, evc_producer_new(&probe_ops, &o)), 0);
+        assert_int_equal(evc_chat_push_ref(c, S("queued"), probe_release, &o), 0);
+        evt_run_for(loop, 0.01);
+        if (how == 0)
+            evc_close_all(loop);
+        else if (how == 1)
+            evc_chat_close(c);
+        else
+            close(fds[0]);
+        assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+        /* on_destroy may free what release callbacks and producers use. */
+        assert_int_equal(o.released, 2);
+        assert_int_equal(o.released_after_destroy, 0);
+        if (how != 2)
+            close(fds[0]);
+        finish_loop(loop);
+        rec_free(&r);
+    }
+}
+
+static void test_discard_outside_callbacks_resumes_reading(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = new_loop();
+    int fds[2];
+    evt_tcp_pair(fds);
+    set_bufs(fds[0], 32768);
+    set_bufs(fds[1], 32768);
+    set_nonblock(fds[0]);
+    rec r = {.echo = true};
+    evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
+    assert_int_equal(evc_chat_set_terminator(c, "\n"), 0);
+    assert_int_equal(evc_chat_set_watermarks(c, 16384, 65536), 0);
+    size_t len = 8 << 20;
+    char *text = malloc(len);
+    assert_non_null(text);
+    for (size_t i = 0; i < len; i++)
+        text[i] = (i % 64 == 63) ? '\n' : 'x';
+    flooder f = {.data = text, .len = len};
+    ev_io_init(&f.w, flooder_cb, fds[0], EV_WRITE);
+    f.w.data = &f;
+    ev_io_start(loop, &f.w);
+
+    /* The peer never reads: the chat stops reading. */
+    evt_run_for(loop, 0.3);
+    int paused_at = r.n_found;
+    evt_run_for(loop, 0.1);
+    assert_int_equal(r.n_found, paused_at);
+    assert_true(evc_chat_output_pending(c) > 16384);
+
+    /* Dropping the replies from outside any callback must let reading resume. */
+    evc_chat_discard_buffers(c);
+    assert_int_equal(evc_chat_output_pending(c), 0);
+    evt_run_for(loop, 0.2);
+    assert_true(r.n_found > paused_at);
+
+    ev_io_stop(loop, &f.w);
+    free(text);
+    evc_chat_close(c);
+    close(fds[0]);
+    finish_loop(loop);
+    rec_free(&r);
+}
+
 static void test_close_all_closes_chats(void **state)
 {
     (void)state;
@@ -1819,6 +1929,8 @@ int main(void)
         cmocka_unit_test(test_close_is_idempotent_and_destroy_once),
         cmocka_unit_test(test_idle_timeout_default_closes),
         cmocka_unit_test(test_idle_timeout_handler_and_activity),
+        cmocka_unit_test(test_on_destroy_is_the_last_callback),
+        cmocka_unit_test(test_discard_outside_callbacks_resumes_reading),
         cmocka_unit_test(test_close_all_closes_chats),
         cmocka_unit_test(test_push_from_timer_is_written),
         cmocka_unit_test(test_chat_over_pipes),
