@@ -621,6 +621,11 @@ void evc_chat_discard_buffers(evc_chat *c)
     c->close_queued = false;
     c->producer_waiting = false;
     c->throttled = false;
+    /* Reading may have been paused for the output just dropped, with write
+     * interest armed on a full socket: nothing would wake the chat again.
+     * Inside its own handlers the dispatcher re-asks on the way out. */
+    if (c->dispatching == 0)
+        evc_dispatcher_update(c->disp);
 }
 
 void evc_chat_close(evc_chat *c)
