@@ -378,7 +378,9 @@ static void test_short_writes_at_every_offset(void **state)
         assert_int_equal(evc_chat_output_pending(c) > 0, 1);
         evc_chat_close_when_done(c);
         assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
-        assert_int_equal(evw_pending(EVW_SENDMSG), 0);
+        if (evw_pending(EVW_SENDMSG) != 0)
+            fail_msg("k=%zu: %zu steps left after %lu sendmsg calls", k,
+                     evw_pending(EVW_SENDMSG), evw_count(EVW_SENDMSG));
         peer_expect(fds[0], want, len);
         assert_true(peer_sees_end(fds[0]));
         assert_int_equal(released, 1);
@@ -386,7 +388,7 @@ static void test_short_writes_at_every_offset(void **state)
         free(want);
         close(fds[0]);
         finish_loop(loop);
-        if (k + 1 >= total)
+        if (k + 2 >= total)   /* the last k that leaves two bytes after it */
             break;
     }
     assert_true(total > 300);
