@@ -1462,15 +1462,18 @@ static void test_reader_that_never_reads_bounds_memory(void **state)
     f.w.data = &f;
     ev_io_start(loop, &f.w);
 
-    /* The peer writes and never reads: the chat must stop reading rather than queue. */
-    evt_run_for(loop, 0.5);
+    /* The peer writes and never reads: the chat must stop reading rather than queue.
+     * (Polled, not a fixed wait: under valgrind the mark takes longer to reach.) */
+    for (int i = 0; i < 200 && !(r.max_pending > high && f.eagain > 0); i++)
+        evt_run_for(loop, 0.05);
+    evt_run_for(loop, 0.2);
     assert_true(f.eagain > 0);
     assert_true(f.pos < f.len);
     assert_true(r.max_pending > high);   /* the mark was reached ... */
     if (r.max_pending > high + 64 * 1024)
         fail_msg("output grew to %zu bytes past a high-water mark of %zu", r.max_pending, high);
     size_t found_then = (size_t)r.n_found;
-    evt_run_for(loop, 0.1);
+    evt_run_for(loop, 0.2);
     assert_int_equal((size_t)r.n_found, found_then);   /* ... and reading stopped */
 
     /* The peer drains: reading resumes and every line comes back, in order. */
@@ -1636,12 +1639,13 @@ static void test_idle_timeout_handler_and_activity(void **state)
     evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
 
     /* Activity more often than the timeout keeps it from firing. */
-    evc_chat_set_timeout(c, 0.15);
+    evc_chat_set_timeout(c, 0.3);
     feeder f;
     feeder_start(&f, loop, fds[0], "0123456789", 10, 1, 0.03);
     assert_true(run_until(loop, &f.done, 5.0));
     assert_true(run_until(loop, &r.have_all, 5.0));
     assert_int_equal(r.n_timeout, 0);
+    evc_chat_set_timeout(c, 0.05);
 
     /* Idle: the handler runs, every idle period, and the chat stays open. */
     assert_true(run_until_count(loop, &r.n_timeout, 2, 5.0));
@@ -1762,7 +1766,9 @@ static void test_discard_outside_callbacks_resumes_reading(void **state)
     ev_io_start(loop, &f.w);
 
     /* The peer never reads: the chat stops reading. */
-    evt_run_for(loop, 0.3);
+    for (int i = 0; i < 200 && !(evc_chat_output_pending(c) > 65536 && f.eagain > 0); i++)
+        evt_run_for(loop, 0.05);
+    evt_run_for(loop, 0.2);
     int paused_at = r.n_found;
     evt_run_for(loop, 0.1);
     assert_int_equal(r.n_found, paused_at);
