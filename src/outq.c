@@ -289,11 +289,13 @@ restart:
             }
             if (pr == PULL_NOT_YET)
                 return EVC_OUTQ_NOT_YET;
-            if (!exhausted(c))
-                return EVC_OUTQ_MORE;   /* a producer that can't stage (no room to ask) */
+            /* pull() always asks at least once, so an empty unfinished
+             * producer has answered NOT_YET or an error, handled above. */
+            assert(exhausted(c));
             /* Finished chunks at the front go now; further back, consume drops
              * them once everything before them is written. */
             if (*niov == 0) {
+                assert(c == q->head);
                 drop_head(q);
                 goto restart;
             }
