@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define MAX_ACCEPTED 8
@@ -340,6 +342,70 @@ static void test_live_unix_path_is_not_stolen(void **state)
     srv_rec_close_fds(&a);
 }
 
+/*
+ * A live server whose backlog is full must still be recognised as live, and
+ * promptly: a blocking probe would wait for it to accept.  The constructor
+ * runs in a child so a hang fails the test instead of stalling it.
+ */
+static void test_busy_live_unix_path_fails_promptly(void **state)
+{
+    (void)state;
+    char path[108], text[120];
+    unix_path(path, sizeof path, "busy");
+    snprintf(text, sizeof text, "unix:%s", path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    /* Fill the backlog: connect until the listener refuses more for now. */
+    int clients[16];
+    int n = 0;
+    while (n < 16) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(c >= 0);
+        if (connect(c, (struct sockaddr *)&sun, sizeof sun) < 0) {
+            assert_int_equal(errno, EAGAIN);
+            close(c);
+            break;
+        }
+        clients[n++] = c;
+    }
+    assert_true(n < 16);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+        srv_rec r = {0};
+        errno = 0;
+        evc_server *s = evc_server_new(loop, text, 0, &srv_ops, &r);
+        _exit(s == NULL && errno == EADDRINUSE ? 0 : 1);
+    }
+    int status = -1;
+    bool done = false;
+    for (int i = 0; i < 300 && !done; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            done = true;
+        else
+            usleep(10000);
+    }
+    if (!done) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    for (int i = 0; i < n; i++)
+        close(clients[i]);
+    close(lfd);
+    assert_true(path_exists(path));
+    unlink(path);
+    if (!done)
+        fail_msg("evc_server_new hung on a live server with a full backlog");
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_close_all_unlinks_unix_path(void **state)
 {
     (void)state;
@@ -523,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_bad_address_text),
         cmocka_unit_test(test_stale_unix_socket_is_replaced),
         cmocka_unit_test(test_live_unix_path_is_not_stolen),
+        cmocka_unit_test(test_busy_live_unix_path_fails_promptly),
         cmocka_unit_test(test_close_all_unlinks_unix_path),
         cmocka_unit_test(test_close_idempotent_destroy_once),
         cmocka_unit_test(test_server_chat_round_trip),
