@@ -78,7 +78,9 @@ static void remove_stale_unix_socket(const struct sockaddr_un *sun, socklen_t le
     struct stat st;
     if (sun->sun_path[0] == '\0' || stat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
         return;
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a live server with a full backlog answers EAGAIN at once,
+     * where a blocking probe would wait for it to accept. */
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (probe < 0)
         return;
     if (connect(probe, (const struct sockaddr *)sun, len) < 0 && errno == ECONNREFUSED)
