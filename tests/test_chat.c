@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define EVC_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A string literal and its length. */
 #define S(lit) (lit), (sizeof(lit) - 1)
@@ -1005,7 +1005,7 @@ static void test_terminator_changed_in_found_applies_to_buffered(void **state)
     (void)state;
     static const char msg[] = "LEN 5\r\nhelloLEN 2\r\nhiLEN 0\r\n";
     static const size_t chunks[] = {1, 2, 3, 0};   /* 0: all at once */
-    for (size_t k = 0; k < EVC_LEN(chunks); k++) {
+    for (size_t k = 0; k < ARRAY_LEN(chunks); k++) {
         size_t chunk = chunks[k];
         struct ev_loop *loop = new_loop();
         int fds[2];
@@ -1641,7 +1641,7 @@ static void test_idle_timeout_handler_and_activity(void **state)
     /* Activity more often than the timeout keeps it from firing. */
     evc_chat_set_timeout(c, 0.3);
     feeder f;
-    feeder_start(&f, loop, fds[0], "0123456789", 10, 1, 0.03);
+    feeder_start(&f, loop, fds[0], "0123456789", 10, 1, 0.05);   /* 0.5 s in all */
     assert_true(run_until(loop, &f.done, 5.0));
     assert_true(run_until(loop, &r.have_all, 5.0));
     assert_int_equal(r.n_timeout, 0);
