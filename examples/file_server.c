@@ -51,11 +51,11 @@ struct request {
 };
 
 /* Opens name under root without leaving it: returns an fd or -errno
- * (-EPERM for names that try to escape, including through a symlink). */
+ * (-EACCES for names that try to escape, including through a symlink). */
 static int open_beneath(int root_fd, char *name)
 {
     if (name[0] == '/' || name[0] == '\0')
-        return -EPERM;
+        return -EACCES;
     int dir = dup(root_fd);
     if (dir < 0)
         return -errno;
@@ -64,19 +64,25 @@ static int open_beneath(int root_fd, char *name)
     while (part) {
         char *next = strtok_r(NULL, "/", &save);
         int fd;
-        if (strcmp(part, "..") == 0)
-            fd = -EPERM;
-        else if (strcmp(part, ".") == 0)
+        if (strcmp(part, "..") == 0) {
+            close(dir);
+            return -EACCES;
+        }
+        if (strcmp(part, ".") == 0)
             fd = dup(dir);
         else if (next)
             fd = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         else  /* O_NONBLOCK: opening a FIFO must not hang the server */
             fd = openat(dir, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd == -1)
-            fd = errno == ELOOP ? -EPERM : -errno;
+        int err = errno;
+        struct stat st;
+        /* O_NOFOLLOW met a symlink: ELOOP, or ENOTDIR along with O_DIRECTORY. */
+        if (fd < 0 && (err == ELOOP || (err == ENOTDIR &&
+                       fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))))
+            err = EACCES;
         close(dir);
         if (fd < 0)
-            return fd;
+            return -err;
         dir = fd;
         part = next;
     }
@@ -113,10 +119,10 @@ static void serve(evc_chat *chat, struct request *req)
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
         close(fd);
-        fd = -EPERM;
+        fd = -EACCES;
     }
     if (fd < 0) {
-        refuse(chat, fd == -ENOENT ? "no such file" : fd == -EPERM ? "forbidden" : strerror(-fd));
+        refuse(chat, fd == -ENOENT ? "no such file" : fd == -EACCES ? "forbidden" : strerror(-fd));
         return;
     }
     uint64_t size = (uint64_t)st.st_size;
