@@ -54,7 +54,7 @@ void example_address(const example_opts *opts, char *buf, size_t cap)
 {
     if (strncmp(opts->host, "unix:", 5) == 0)
         snprintf(buf, cap, "%s", opts->host);
-    else if (strchr(opts->host, ':'))
+    else if (strchr(opts->host, ':') && opts->host[0] != '[')   /* "[::1]" is bracketed already */
         snprintf(buf, cap, "[%s]:%d", opts->host, opts->port);
     else
         snprintf(buf, cap, "%s:%d", opts->host, opts->port);

@@ -201,8 +201,9 @@ int main(int argc, char **argv)
     evc_dispatcher *listener = evc_dispatcher_new(loop, &listener_ops, NULL);
     int rc = listener ? start_listening(listener, &ss, len) : -ENOMEM;
     if (rc < 0) {
-        fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", opts.host, opts.port,
-                evc_strerror(rc));
+        char where[EVC_ADDRSTRLEN + 16];
+        example_address(&opts, where, sizeof where);
+        fprintf(stderr, "echo_server: cannot listen on %s: %s\n", where, evc_strerror(rc));
         status = 1;
         goto out;
     }
