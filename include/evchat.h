@@ -246,7 +246,7 @@ EVC_EXPORT void evc_chat_close_when_done(evc_chat *);
 EVC_EXPORT void evc_chat_discard_buffers(evc_chat *);
 /* Closes now, dropping unsent output; idempotent, safe in any callback; on_destroy follows. */
 EVC_EXPORT void evc_chat_close(evc_chat *);
-/* True once the chat is closed or closing. */
+/* True once the chat is closed (by anyone, evc_close_all included). */
 EVC_EXPORT bool evc_chat_closed(const evc_chat *);
 /* A producer that answered EVC_NOT_YET has more: ask it again before the loop sleeps. */
 EVC_EXPORT void evc_chat_resume(evc_chat *);

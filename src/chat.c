@@ -53,6 +53,7 @@ struct evc_chat {
     unsigned dispatching;   /* nesting depth of this chat's own event handlers */
     bool throttled;         /* reading paused: output above the high-water mark */
     bool producer_waiting;  /* a producer answered EVC_NOT_YET */
+    unsigned resumes;       /* evc_chat_resume calls, to notice one made during a fill */
     bool close_queued;      /* close_when_done was called */
     bool eof;               /* the peer closed its side: read no more */
     bool closed;
@@ -241,6 +242,23 @@ static void read_some(evc_chat *c)
 /* Output: queue -> writev                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Nothing queued can be written any more.  A queued close_when_done can no
+ * longer be reached through the queue, so it is honoured here: otherwise a
+ * handle_close that keeps the chat open would leave it open for ever, with
+ * every push refused.
+ */
+static void write_failed(evc_chat *c, int err)
+{
+    evc__outq_clear(&c->out);
+    if (is_peer_gone(err))
+        peer_closed(c);
+    else
+        report_error(c, err);
+    if (user_may_continue(c) && c->close_queued)
+        evc_chat_close(c);
+}
+
 /* Writes what the kernel takes; returns false if the chat closed meanwhile. */
 static bool write_queue(evc_chat *c)
 {
@@ -250,6 +268,7 @@ static bool write_queue(evc_chat *c)
         struct iovec iov[WRITE_IOVS];
         int niov = 0, err = 0;
         size_t nbytes = 0;
+        unsigned resumes = c->resumes;
         evc_outq_state st = evc__outq_iov(&c->out, iov, WRITE_IOVS, &niov, &nbytes, &err);
         if (!user_may_continue(c))
             return false;   /* a producer's callback closed us */
@@ -258,11 +277,7 @@ static bool write_queue(evc_chat *c)
             if (n == -EAGAIN)
                 return true;
             if (n < 0) {
-                evc__outq_clear(&c->out);
-                if (is_peer_gone((int)n))
-                    peer_closed(c);
-                else
-                    report_error(c, (int)n);
+                write_failed(c, (int)n);
                 return false;
             }
             evc__outq_consume(&c->out, (size_t)n);
@@ -276,7 +291,9 @@ static bool write_queue(evc_chat *c)
         case EVC_OUTQ_EMPTY:
             return true;
         case EVC_OUTQ_NOT_YET:
-            c->producer_waiting = true;
+            /* A producer that called evc_chat_resume from inside its own more()
+             * has more after all: stay writable and ask it again next pass. */
+            c->producer_waiting = (resumes == c->resumes);
             return true;
         case EVC_OUTQ_CLOSE:
             evc__outq_pop_close(&c->out);
@@ -290,11 +307,7 @@ static bool write_queue(evc_chat *c)
             if (n == -EAGAIN)
                 return true;
             if (n < 0) {
-                evc__outq_clear(&c->out);
-                if (is_peer_gone((int)n))
-                    peer_closed(c);
-                else
-                    report_error(c, (int)n);
+                write_failed(c, (int)n);
                 return false;
             }
             if (n > 0)
@@ -644,7 +657,10 @@ bool evc_chat_closed(const evc_chat *c)
 
 void evc_chat_resume(evc_chat *c)
 {
-    if (!c || c->closed || !c->producer_waiting)
+    if (!c || c->closed)
+        return;
+    c->resumes++;
+    if (!c->producer_waiting)
         return;
     c->producer_waiting = false;
     if (c->dispatching == 0)

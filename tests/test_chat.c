@@ -783,6 +783,76 @@ static const struct evc_producer_ops slow_ops = {
     .on_destroy = slow_destroy,
 };
 
+/* A producer that says "not yet" once, but resumes itself before answering. */
+typedef struct self_resuming {
+    evc_chat *chat;
+    int asked;
+} self_resuming;
+
+static ssize_t self_resuming_more(evc_producer *p, void *buf, size_t cap, void *data)
+{
+    self_resuming *s = data;
+    (void)p;
+    s->asked++;
+    if (s->asked == 1) {
+        evc_chat_resume(s->chat);   /* "I will have more at once" */
+        return EVC_NOT_YET;
+    }
+    if (s->asked == 2) {
+        assert_true(cap >= 5);
+        memcpy(buf, "ready", 5);
+        return 5;
+    }
+    return 0;
+}
+
+static const struct evc_producer_ops self_resuming_ops = {.more = self_resuming_more};
+
+static void test_resume_inside_more_is_not_lost(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = new_loop();
+    int fds[2];
+    evt_tcp_pair(fds);
+    set_nonblock(fds[0]);
+    rec r = {0};
+    evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
+    self_resuming sr = {.chat = c};
+    evc_producer *p = evc_producer_new(&self_resuming_ops, &sr);
+    assert_non_null(p);
+    assert_int_equal(evc_chat_push_with_producer(c, p), 0);
+    assert_int_equal(evc_chat_push_str(c, "!"), 0);
+
+    sink k;
+    sink_start(&k, loop, fds[0], 6);
+    sink_wait(&k, 6);
+    assert_memory_equal(k.got.p, "ready!", 6);
+    sink_stop(&k);
+
+    evc_chat_close(c);
+    close(fds[0]);
+    finish_loop(loop);
+    rec_free(&r);
+}
+
+static void test_write_failure_honours_close_when_done(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = new_loop();
+    int fds[2];
+    evt_tcp_pair(fds);
+    rec r = {.keep_open = true};      /* handle_close does not close */
+    evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
+    evt_close_reset(fds[0]);          /* the peer is gone: the write fails */
+    usleep(20000);
+    assert_int_equal(evc_chat_push_str(c, "nobody will read this"), 0);
+    evc_chat_close_when_done(c);
+    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_int_equal(r.n_error, 0);
+    finish_loop(loop);
+    rec_free(&r);
+}
+
 static void test_push_flavours_in_one_fifo(void **state)
 {
     (void)state;
@@ -1940,6 +2010,8 @@ int main(void)
         cmocka_unit_test(test_close_all_closes_chats),
         cmocka_unit_test(test_push_from_timer_is_written),
         cmocka_unit_test(test_chat_over_pipes),
+        cmocka_unit_test(test_resume_inside_more_is_not_lost),
+        cmocka_unit_test(test_write_failure_honours_close_when_done),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
