@@ -94,26 +94,13 @@ static ssize_t file_more(evc_producer *p, void *buf, size_t cap, void *data)
     return r;
 }
 
-static bool sigpipe_pending(void)
-{
-    sigset_t pending;
-    sigemptyset(&pending);
-    if (sigpending(&pending) < 0)
-        return false;
-    return sigismember(&pending, SIGPIPE) == 1;
-}
-
 /* sendfile with SIGPIPE held off; >=0 bytes or -errno. */
 static ssize_t sendfile_nosigpipe(int out, int in, uint64_t pos, size_t len)
 {
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPIPE);
-    int rc = pthread_sigmask(SIG_BLOCK, &block, &old);
-    if (rc != 0)
-        return -rc;
-    bool was_pending = sigpipe_pending();
-
+    evc_sigpipe_guard guard;
+    int rc = evc__sigpipe_hold(&guard);
+    if (rc < 0)
+        return rc;
     ssize_t r;
     for (;;) {
         off_t off = (off_t)pos;
@@ -124,15 +111,7 @@ static ssize_t sendfile_nosigpipe(int out, int in, uint64_t pos, size_t len)
         if (r != -EINTR)
             break;
     }
-
-    if (r == -EPIPE && !was_pending) {
-        const struct timespec zero = {0, 0};
-        int sig;
-        do
-            sig = sigtimedwait(&block, NULL, &zero);
-        while (sig < 0 && errno == EINTR);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    evc__sigpipe_release(&guard, r);
     return r;
 }
 

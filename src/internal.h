@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -175,6 +176,16 @@ ssize_t evc__io_read(int fd, void *, size_t);
 ssize_t evc__io_writev(int fd, bool is_socket, const struct iovec *, int n);
 /* True when fd is a socket. */
 bool evc__io_is_socket(int fd);
+
+/* SIGPIPE held off around a write that cannot say MSG_NOSIGNAL (pipes, sendfile). */
+typedef struct evc_sigpipe_guard {
+    sigset_t old_mask;
+    bool was_pending;    /* a SIGPIPE pending before the write is not ours to consume */
+} evc_sigpipe_guard;
+/* Blocks SIGPIPE in this thread.  0 or -errno (then write nothing). */
+int evc__sigpipe_hold(evc_sigpipe_guard *);
+/* Consumes a SIGPIPE the write raised (result -EPIPE) and restores the mask. */
+void evc__sigpipe_release(evc_sigpipe_guard *, ssize_t result);
 
 /* ------------------------------------------------------------------ */
 /* Dispatcher hooks for the chat and server layers (dispatcher.c)     */

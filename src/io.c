@@ -56,18 +56,41 @@ static bool sigpipe_pending(void)
     return sigismember(&pending, SIGPIPE) == 1;
 }
 
-static ssize_t pipe_writev(int fd, const struct iovec *iov, int n)
+int evc__sigpipe_hold(evc_sigpipe_guard *g)
 {
-    sigset_t block, old;
+    sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGPIPE);
     /* pthread_sigmask only fails for a bad "how"; a failure here would mean
      * writing unprotected, so it is reported rather than ignored. */
-    int rc = pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = pthread_sigmask(SIG_BLOCK, &block, &g->old_mask);
     if (rc != 0)
         return -rc;
-    bool was_pending = sigpipe_pending();
+    g->was_pending = sigpipe_pending();
+    return 0;
+}
 
+void evc__sigpipe_release(evc_sigpipe_guard *g, ssize_t result)
+{
+    if (result == -EPIPE && !g->was_pending) {
+        sigset_t block;
+        sigemptyset(&block);
+        sigaddset(&block, SIGPIPE);
+        const struct timespec zero = {0, 0};
+        int sig;
+        do
+            sig = sigtimedwait(&block, NULL, &zero);
+        while (sig < 0 && errno == EINTR);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
+}
+
+static ssize_t pipe_writev(int fd, const struct iovec *iov, int n)
+{
+    evc_sigpipe_guard guard;
+    int rc = evc__sigpipe_hold(&guard);
+    if (rc < 0)
+        return rc;
     ssize_t r;
     for (;;) {
         r = writev(fd, iov, n);
@@ -77,15 +100,7 @@ static ssize_t pipe_writev(int fd, const struct iovec *iov, int n)
         if (r != -EINTR)
             break;
     }
-
-    if (r == -EPIPE && !was_pending) {
-        const struct timespec zero = {0, 0};
-        int sig;
-        do
-            sig = sigtimedwait(&block, NULL, &zero);
-        while (sig < 0 && errno == EINTR);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    evc__sigpipe_release(&guard, r);
     return r;
 }
 
