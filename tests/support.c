@@ -24,30 +24,59 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ONE);
 }
 
-bool evt_run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds)
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)w, (void)revents;
+}
+
+/*
+ * The condition is checked between loop passes.  Work done in an ev_prepare
+ * (writes made just before the loop sleeps, and the closes they cause) can meet
+ * the condition and still leave that pass asleep in poll; a ticking timer bounds
+ * every pass so waits end promptly.
+ */
+static bool run_until_pred(struct ev_loop *loop, bool (*done)(const void *), const void *arg,
+                           double seconds)
 {
     bool expired = false;
-    ev_timer deadline;
+    ev_timer deadline, tick;
     ev_timer_init(&deadline, on_deadline, seconds, 0.);
     deadline.data = &expired;
+    ev_timer_init(&tick, on_tick, 0.002, 0.002);
     ev_timer_start(loop, &deadline);
-    while (*counter < target && !expired)
+    ev_timer_start(loop, &tick);
+    while (!done(arg) && !expired)
         ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &tick);
     ev_timer_stop(loop, &deadline);
-    return *counter >= target;
+    return done(arg);
+}
+
+struct count_goal {
+    const int *counter;
+    int target;
+};
+
+static bool count_reached(const void *arg)
+{
+    const struct count_goal *g = arg;
+    return *g->counter >= g->target;
+}
+
+static bool flag_set(const void *arg)
+{
+    return *(const bool *)arg;
+}
+
+bool evt_run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds)
+{
+    struct count_goal goal = {counter, target};
+    return run_until_pred(loop, count_reached, &goal, seconds);
 }
 
 bool evt_run_until(struct ev_loop *loop, const bool *flag, double seconds)
 {
-    bool expired = false;
-    ev_timer deadline;
-    ev_timer_init(&deadline, on_deadline, seconds, 0.);
-    deadline.data = &expired;
-    ev_timer_start(loop, &deadline);
-    while (!*flag && !expired)
-        ev_run(loop, EVRUN_ONCE);
-    ev_timer_stop(loop, &deadline);
-    return *flag;
+    return run_until_pred(loop, flag_set, flag, seconds);
 }
 
 void evt_run_for(struct ev_loop *loop, double seconds)
