@@ -58,17 +58,18 @@ EVC_EXPORT const char *evc_strerror(int err);
 /* Longest text evc_addr_format writes, with its NUL ("unix:" + sun_path). */
 #define EVC_ADDRSTRLEN 120
 
-/* Parses "host:port", "[v6]:port" or "unix:/path" into *ss; the host may be a
- * name ("localhost").  Returns 0 or -EINVAL (bad text) / -ENOENT (no such host). */
+/* Parses "host:port", "[v6]:port" (a numeric scope "%2" allowed), "unix:/path" or an
+ * abstract "unix:@name" into *ss; the host may be a name ("localhost").
+ * Returns 0, -EINVAL (bad text), -ENOENT (no such host) or -ENOMEM. */
 EVC_EXPORT int evc_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 
-/* Resolves host (name, IPv4 or IPv6 literal, or "unix:/path") and port into *ss.
- * Returns 0, -EINVAL or -ENOENT. */
+/* Resolves host (name, IPv4 or IPv6 literal, bracketed or not, or "unix:/path") and
+ * port into *ss.  Returns 0, -EINVAL, -ENOENT or -ENOMEM. */
 EVC_EXPORT int evc_addr_from_host_port(const char *host, int port,
                                        struct sockaddr_storage *ss, socklen_t *len);
 
 /* Writes "1.2.3.4:80", "[::1]:80" or "unix:/path" into buf (cap bytes, NUL
- * included).  Returns the text length, or -EAFNOSUPPORT / -ENOSPC. */
+ * included).  Returns the text length, or -EAFNOSUPPORT / -ENOSPC (buf then holds ""). */
 EVC_EXPORT int evc_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
