@@ -52,22 +52,5 @@ int main(int argc, char **argv)
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 10002, "");
 
-    struct ev_loop *loop = ev_default_loop(0);
-    char address[EVC_ADDRSTRLEN + 16];
-    example_address(&opts, address, sizeof address);
-    evc_server *server = evc_server_new(loop, address, 0, &echo_server_ops, NULL);
-    if (!server) {
-        perror(address);
-        return 1;
-    }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
-    ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
-    ev_run(loop, 0);
-
-    evc_close_all(loop);
-    ev_run(loop, 0);   /* runs the deferred destroys */
-    ev_loop_destroy(loop);
-    return 0;
+    return example_serve(&opts, &echo_server_ops, NULL);
 }

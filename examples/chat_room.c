@@ -145,23 +145,6 @@ int main(int argc, char **argv)
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 33333, "");
 
-    struct ev_loop *loop = ev_default_loop(0);
     struct room room = {NULL};
-    char address[EVC_ADDRSTRLEN + 16];
-    example_address(&opts, address, sizeof address);
-    evc_server *server = evc_server_new(loop, address, 0, &room_server_ops, &room);
-    if (!server) {
-        perror(address);
-        return 1;
-    }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
-    ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
-    ev_run(loop, 0);
-
-    evc_close_all(loop);
-    ev_run(loop, 0);   /* every member's on_destroy runs and frees it */
-    ev_loop_destroy(loop);
-    return 0;
+    return example_serve(&opts, &room_server_ops, &room);
 }

@@ -90,6 +90,28 @@ void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2])
     ev_unref(loop);
 }
 
+int example_serve(const example_opts *opts, const struct evc_server_ops *ops, void *data)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(opts, address, sizeof address);
+    evc_server *server = evc_server_new(loop, address, 0, ops, data);
+    if (!server) {
+        perror(address);
+        return 1;
+    }
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
+
+    ev_signal stop[2];
+    example_stop_on_signals(loop, stop);
+    ev_run(loop, 0);
+
+    evc_close_all(loop);
+    ev_run(loop, 0);   /* runs the deferred destroys: every on_destroy frees its state */
+    ev_loop_destroy(loop);
+    return 0;
+}
+
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len)
 {
     int rc = evc_addr_from_host_port(opts->host, opts->port, ss, len);

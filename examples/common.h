@@ -28,6 +28,11 @@ void example_address(const example_opts *opts, char *buf, size_t cap);
 void example_announce(int listen_fd);
 /* Makes SIGINT and SIGTERM stop the loop (ev_break), so main can clean up and exit 0. */
 void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2]);
+/* The whole life of a server example: listens on opts with ops/data, prints the
+ * "listening on" line, runs the default loop until SIGINT/SIGTERM, then closes
+ * everything and runs the deferred destroys.  Returns the exit status: 0, or 1
+ * (with a message) when it cannot listen. */
+int example_serve(const example_opts *opts, const struct evc_server_ops *ops, void *data);
 /* Resolves opts into a socket address (for clients).  Exits 1 with a message on failure. */
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len);
 
