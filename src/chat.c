@@ -46,6 +46,7 @@ struct evc_chat {
     size_t incoming_len;
     size_t frame_bytes;     /* bytes collected in the current string-terminated frame */
     size_t max_frame;
+    bool frame_limited;     /* max_frame applies: a string terminator or the default collector */
 
     evc_outq out;
     size_t low_water, high_water, output_limit;
@@ -70,7 +71,7 @@ static const struct evc_dispatcher_ops chat_dispatcher_ops;
 static inline bool user_may_continue(const evc_chat *c)
 {
     /* evc_close_all closes the dispatcher without going through evc_chat_close. */
-    return !c->closed && !evc_dispatcher_closed(c->disp);
+    return !c->closed && !evc__dispatcher_head(c->disp)->closed;
 }
 
 static bool is_peer_gone(int err)
@@ -88,7 +89,7 @@ static void report_error(evc_chat *c, int err)
 }
 
 /* Pushes made outside this chat's own handlers are written before the loop sleeps. */
-static void output_added(evc_chat *c)
+static inline void output_added(evc_chat *c)
 {
     if (c->high_water && c->out.bytes > c->high_water)
         c->throttled = true;
@@ -125,8 +126,7 @@ static void collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
 /* Enforces the frame limit before a chunk is collected; false if the chat was failed. */
 static bool frame_fits(evc_chat *c, size_t n)
 {
-    bool limited = c->scanner.kind == EVC_TERM_BYTES || !c->ops->collect_incoming_data;
-    if (!limited || c->max_frame == 0)
+    if (!c->frame_limited || c->max_frame == 0)
         return true;
     if (n <= c->max_frame && c->frame_bytes <= c->max_frame - n) {
         c->frame_bytes += n;
@@ -143,8 +143,14 @@ static void frame_done(evc_chat *c)
     c->frame_bytes = 0;
     c->incoming = NULL;
     c->incoming_len = 0;
-    evc__buf_clear(&c->frame);
-    evc__buf_trim(&c->frame);
+    if (c->frame.data)      /* only frames that spanned reads were copied */
+        evc__buf_free(&c->frame);
+}
+
+/* Whether max_frame applies follows the terminator's kind and the collector. */
+static void terminator_changed(evc_chat *c)
+{
+    c->frame_limited = c->scanner.kind == EVC_TERM_BYTES || !c->ops->collect_incoming_data;
 }
 
 /*
@@ -158,7 +164,7 @@ static void process_input(evc_chat *c)
         const char *p = evc__buf_head(&c->in);
         uint64_t generation = c->in_generation;
         evc_scan_result r;
-        evc__scan(&c->scanner, p, c->in.len, &r);
+        evc__scan_inline(&c->scanner, p, c->in.len, &r);
 
         if (r.data_len > 0) {
             if (!frame_fits(c, r.data_len))
@@ -217,7 +223,7 @@ static void peer_closed(evc_chat *c)
 
 static void read_some(evc_chat *c)
 {
-    int fd = evc_dispatcher_fd(c->disp);
+    int fd = evc__dispatcher_head(c->disp)->fd;
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
         report_error(c, -ENOMEM);
         return;
@@ -262,8 +268,8 @@ static void write_failed(evc_chat *c, int err)
 /* Writes what the kernel takes; returns false if the chat closed meanwhile. */
 static bool write_queue(evc_chat *c)
 {
-    int fd = evc_dispatcher_fd(c->disp);
-    bool is_socket = evc__dispatcher_is_socket(c->disp);
+    int fd = evc__dispatcher_head(c->disp)->fd;
+    bool is_socket = evc__dispatcher_head(c->disp)->is_socket;
     for (;;) {
         struct iovec iov[WRITE_IOVS];
         int niov = 0, err = 0;
@@ -320,8 +326,8 @@ static bool write_queue(evc_chat *c)
 
 static void flush(evc_chat *c)
 {
-    if (!user_may_continue(c) || evc_dispatcher_fd(c->disp) < 0 ||
-        evc__dispatcher_connecting(c->disp))
+    const evc_dispatcher_head *h = evc__dispatcher_head(c->disp);
+    if (!user_may_continue(c) || h->fd < 0 || h->connecting)
         return;
     if (!write_queue(c))
         return;
@@ -343,7 +349,7 @@ static bool chat_readable(evc_dispatcher *d, void *data)
 static bool chat_writable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
-    if (evc__dispatcher_connecting(d))
+    if (evc__dispatcher_head(d)->connecting)
         return true;
     return !evc__outq_empty(&c->out) && !c->producer_waiting;
 }
@@ -446,7 +452,10 @@ static const struct evc_chat_ops default_ops;
 
 evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *ops, void *data)
 {
-    if (!loop || fd < -1 || (fd >= 0 && fcntl(fd, F_GETFD) < 0)) {
+    /* F_GETFL both proves fd open and tells whether the dispatcher need set
+     * O_NONBLOCK (an accept4'd socket already is). */
+    int flags = fd >= 0 ? fcntl(fd, F_GETFL) : 0;
+    if (!loop || fd < -1 || flags < 0) {
         errno = (fd >= 0 || fd < -1) ? EBADF : EINVAL;
         return NULL;
     }
@@ -460,6 +469,7 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
     c->high_water = EVC_DEFAULT_HIGH_WATER;
     c->output_limit = EVC_DEFAULT_OUTPUT_LIMIT;
     evc__scanner_init(&c->scanner);
+    terminator_changed(c);
     c->disp = evc_dispatcher_new(loop, &chat_dispatcher_ops, c);
     if (!c->disp) {
         int saved = errno;
@@ -469,7 +479,8 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         return NULL;
     }
     if (fd >= 0) {
-        int rc = evc_dispatcher_set_socket(c->disp, fd);
+        int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
+                                      : evc_dispatcher_set_socket(c->disp, fd);
         if (rc < 0) {
             /* The dispatcher frees the chat from the loop; the user hears nothing. */
             c->stillborn = true;
@@ -507,7 +518,9 @@ int evc_chat_set_terminator_bytes(evc_chat *c, const void *bytes, size_t len)
 {
     if (!c || (!bytes && len > 0))
         return -EINVAL;
-    return evc__scanner_set_bytes(&c->scanner, bytes, len);
+    int rc = evc__scanner_set_bytes(&c->scanner, bytes, len);
+    terminator_changed(c);
+    return rc;
 }
 
 int evc_chat_set_terminator_count(evc_chat *c, uint64_t n)
@@ -515,13 +528,16 @@ int evc_chat_set_terminator_count(evc_chat *c, uint64_t n)
     if (!c)
         return -EINVAL;
     evc__scanner_set_count(&c->scanner, n);
+    terminator_changed(c);
     return 0;
 }
 
 void evc_chat_set_terminator_none(evc_chat *c)
 {
-    if (c)
+    if (c) {
         evc__scanner_set_none(&c->scanner);
+        terminator_changed(c);
+    }
 }
 
 evc_terminator evc_chat_get_terminator(const evc_chat *c)
@@ -530,7 +546,7 @@ evc_terminator evc_chat_get_terminator(const evc_chat *c)
 }
 
 /* The checks every push makes before queueing len more bytes. */
-static int push_allowed(const evc_chat *c, size_t len)
+static inline int push_allowed(const evc_chat *c, size_t len)
 {
     if (!user_may_continue(c) || c->close_queued)
         return -EPIPE;
@@ -546,10 +562,14 @@ int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
     int rc = push_allowed(c, len);
     if (rc < 0 || len == 0)
         return rc;
-    rc = evc__outq_push_copy(&c->out, bytes, len);
-    if (rc == 0)
-        output_added(c);
-    return rc;
+    /* The common case, room in the tail copy chunk, is a memcpy. */
+    if (!evc__outq_append(&c->out, bytes, len)) {
+        rc = evc__outq_push_copy(&c->out, bytes, len);
+        if (rc < 0)
+            return rc;
+    }
+    output_added(c);
+    return 0;
 }
 
 int evc_chat_push_str(evc_chat *c, const char *s)

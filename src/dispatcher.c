@@ -37,10 +37,10 @@
 #define DISCARD_CHUNK 4096
 
 struct evc_dispatcher {
+    evc_dispatcher_head h;   /* fd, closed, is_socket, connecting: first, read inline by chat.c */
     struct ev_loop *loop;
     const struct evc_dispatcher_ops *ops;
     void *data;
-    int fd;
     int reserve_fd;          /* listening: /dev/null, given up to shed a connection on EMFILE */
     int io_events;           /* the events io is started with; 0 when stopped */
     ev_io io;
@@ -52,12 +52,9 @@ struct evc_dispatcher {
     evc_reg_link link;
     evc_loop_entry *entry;
     unsigned depth;          /* callbacks of this dispatcher on the stack */
-    bool is_socket;
-    bool connecting;
     bool listening;
     bool unconnected;        /* a fresh stream socket: no events until connect or listen */
     bool oob_watched;
-    bool closed;
     bool destroy_fed;
 };
 
@@ -85,7 +82,7 @@ static bool leave(evc_dispatcher *d)
 {
     assert(d->depth > 0);
     d->depth--;
-    if (!d->closed)
+    if (!d->h.closed)
         return true;
     if (d->depth == 0 && !d->destroy_fed)
         feed_destroy(d);
@@ -183,7 +180,7 @@ static bool call_timeout(evc_dispatcher *d)
 static void default_expt(evc_dispatcher *d)
 {
     char byte;
-    while (recv(d->fd, &byte, 1, MSG_OOB) < 0 && errno == EINTR)
+    while (recv(d->h.fd, &byte, 1, MSG_OOB) < 0 && errno == EINTR)
         ;
 }
 
@@ -224,19 +221,19 @@ static int wanted_events(evc_dispatcher *d)
     int events = 0;
     if (ask(d, d->ops->readable, true))
         events |= EV_READ;
-    if (d->closed)
+    if (d->h.closed)
         return -1;
     /* A connect completes on writability whatever writable() says. */
-    if (d->connecting || ask(d, d->ops->writable, false))
+    if (d->h.connecting || ask(d, d->ops->writable, false))
         events |= EV_WRITE;
-    if (d->closed)
+    if (d->h.closed)
         return -1;
     return events;
 }
 
 static void update_events(evc_dispatcher *d)
 {
-    if (d->closed || d->fd < 0)
+    if (d->h.closed || d->h.fd < 0)
         return;
     /* An unconnected stream socket polls as hung up: watching it would spin. */
     int events = d->unconnected ? 0 : wanted_events(d);
@@ -246,7 +243,7 @@ static void update_events(evc_dispatcher *d)
         ev_io_stop(d->loop, &d->io);
     d->io_events = events;
     if (events) {
-        ev_io_set(&d->io, d->fd, events);
+        ev_io_set(&d->io, d->h.fd, events);
         ev_io_start(d->loop, &d->io);
     }
 }
@@ -273,7 +270,7 @@ static bool shed_connection(evc_dispatcher *d)
     d->reserve_fd = -1;
     int fd;
     do
-        fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        fd = accept4(d->h.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
     if (fd >= 0)
         close(fd);
@@ -323,15 +320,15 @@ static bool finish_connect(evc_dispatcher *d)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (getsockopt(d->h.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err == 0) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
-        if (getpeername(d->fd, (struct sockaddr *)&peer, &plen) < 0 && errno == ENOTCONN)
+        if (getpeername(d->h.fd, (struct sockaddr *)&peer, &plen) < 0 && errno == ENOTCONN)
             return false;   /* a spurious wake-up: the connect is still in progress */
     }
-    d->connecting = false;
+    d->h.connecting = false;
     if (err != 0) {
         call_error(d, -err);
         return false;
@@ -341,7 +338,7 @@ static bool finish_connect(evc_dispatcher *d)
 
 static void dispatch_io(evc_dispatcher *d, int revents)
 {
-    if (d->connecting) {
+    if (d->h.connecting) {
         if (!finish_connect(d) || !(revents & EV_READ))
             return;
         revents &= ~EV_WRITE;   /* that writability was the connect's */
@@ -396,7 +393,7 @@ static void writer_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     evc_dispatcher *d = w->data;
     (void)revents;
     ev_prepare_stop(loop, w);
-    if (d->closed)
+    if (d->h.closed)
         return;
     enter(d);
     call_write(d);
@@ -406,7 +403,7 @@ static void writer_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 void evc__dispatcher_expt(evc_dispatcher *d)
 {
-    if (d->closed)
+    if (d->h.closed)
         return;
     enter(d);
     call_expt(d);
@@ -431,7 +428,7 @@ evc_dispatcher *evc_dispatcher_new(struct ev_loop *loop, const struct evc_dispat
     d->loop = loop;
     d->ops = ops ? ops : &no_ops;
     d->data = data;
-    d->fd = -1;
+    d->h.fd = -1;
     d->reserve_fd = -1;
     d->link.owner = d;
     ev_init(&d->io, io_cb);
@@ -451,18 +448,29 @@ evc_dispatcher *evc_dispatcher_new(struct ev_loop *loop, const struct evc_dispat
     return d;
 }
 
-static bool is_listening_socket(int fd)
+/*
+ * One getsockopt answers both questions adopt() has: SO_ACCEPTCONN fails with
+ * ENOTSOCK on anything but a socket, and says whether a socket listens.
+ */
+static void probe_fd(int fd, bool *is_socket, bool *listening)
 {
     int on = 0;
     socklen_t len = sizeof on;
-    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0) {
+        *is_socket = true;
+        *listening = on != 0;
+        return;
+    }
+    *is_socket = errno == ENOTSOCK ? false : evc__io_is_socket(fd);
+    *listening = false;
 }
 
 /* Takes fd (already non-blocking).  On failure the caller keeps fd. */
 static int adopt(evc_dispatcher *d, int fd)
 {
-    d->is_socket = evc__io_is_socket(fd);
-    if (d->is_socket && d->ops->handle_expt) {
+    bool listening;
+    probe_fd(fd, &d->h.is_socket, &listening);
+    if (d->h.is_socket && d->ops->handle_expt) {
         /* Only dispatchers that asked for urgent data pay for watching it; for
          * the others the kernel drops the urgent byte as reads pass it. */
         int rc = evc__registry_oob_add(d->entry, fd, &d->link);
@@ -470,8 +478,8 @@ static int adopt(evc_dispatcher *d, int fd)
             return rc;
         d->oob_watched = true;
     }
-    d->fd = fd;
-    if (d->is_socket && is_listening_socket(fd)) {
+    d->h.fd = fd;
+    if (listening) {
         d->listening = true;
         reopen_reserve(d);
     }
@@ -481,9 +489,9 @@ static int adopt(evc_dispatcher *d, int fd)
 
 int evc_dispatcher_create_socket(evc_dispatcher *d, int family, int type)
 {
-    if (d->closed)
+    if (d->h.closed)
         return -EBADF;
-    if (d->fd >= 0)
+    if (d->h.fd >= 0)
         return -EBUSY;
     int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -498,9 +506,9 @@ int evc_dispatcher_create_socket(evc_dispatcher *d, int family, int type)
 
 int evc_dispatcher_set_socket(evc_dispatcher *d, int fd)
 {
-    if (d->closed)
+    if (d->h.closed)
         return -EBADF;
-    if (d->fd >= 0)
+    if (d->h.fd >= 0)
         return -EBUSY;
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0)
@@ -510,32 +518,41 @@ int evc_dispatcher_set_socket(evc_dispatcher *d, int fd)
     return adopt(d, fd);
 }
 
+int evc__dispatcher_adopt(evc_dispatcher *d, int fd)
+{
+    if (d->h.closed)
+        return -EBADF;
+    if (d->h.fd >= 0)
+        return -EBUSY;
+    return adopt(d, fd);
+}
+
 int evc_dispatcher_set_reuse_addr(evc_dispatcher *d)
 {
-    if (d->fd < 0)
+    if (d->h.fd < 0)
         return -EBADF;
     int on = 1;
-    if (setsockopt(d->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
+    if (setsockopt(d->h.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
         return -errno;
     return 0;
 }
 
 int evc_dispatcher_bind(evc_dispatcher *d, const struct sockaddr *addr, socklen_t len)
 {
-    if (d->fd < 0)
+    if (d->h.fd < 0)
         return -EBADF;
-    if (bind(d->fd, addr, len) < 0)
+    if (bind(d->h.fd, addr, len) < 0)
         return -errno;
     return 0;
 }
 
 int evc_dispatcher_listen(evc_dispatcher *d, int backlog)
 {
-    if (d->fd < 0)
+    if (d->h.fd < 0)
         return -EBADF;
-    if (d->connecting)
+    if (d->h.connecting)
         return -EINVAL;
-    if (listen(d->fd, backlog) < 0)
+    if (listen(d->h.fd, backlog) < 0)
         return -errno;
     d->listening = true;
     d->unconnected = false;
@@ -547,9 +564,9 @@ int evc_dispatcher_listen(evc_dispatcher *d, int backlog)
 
 int evc_dispatcher_connect(evc_dispatcher *d, const struct sockaddr *addr, socklen_t len)
 {
-    if (d->fd < 0)
+    if (d->h.fd < 0)
         return -EBADF;
-    if (d->connecting)
+    if (d->h.connecting)
         return -EALREADY;
     if (d->listening)
         return -EINVAL;
@@ -559,9 +576,9 @@ int evc_dispatcher_connect(evc_dispatcher *d, const struct sockaddr *addr, sockl
      * pass, never inside this call.  EINTR means the connect goes on
      * asynchronously.
      */
-    if (connect(d->fd, addr, len) < 0 && errno != EINPROGRESS && errno != EINTR)
+    if (connect(d->h.fd, addr, len) < 0 && errno != EINPROGRESS && errno != EINTR)
         return -errno;
-    d->connecting = true;
+    d->h.connecting = true;
     d->unconnected = false;
     update_events(d);
     return 0;
@@ -569,7 +586,7 @@ int evc_dispatcher_connect(evc_dispatcher *d, const struct sockaddr *addr, sockl
 
 int evc_dispatcher_accept(evc_dispatcher *d, struct sockaddr_storage *addr, socklen_t *len)
 {
-    if (d->fd < 0)
+    if (d->h.fd < 0)
         return -EBADF;
     socklen_t dummy = sizeof(struct sockaddr_storage);
     if (addr && !len)
@@ -577,7 +594,7 @@ int evc_dispatcher_accept(evc_dispatcher *d, struct sockaddr_storage *addr, sock
     if (!addr)
         len = NULL;
     for (;;) {
-        int fd = accept4(d->fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(d->h.fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0)
             return fd;
         /* A connection reset before we took it: there may be others behind it. */
@@ -608,18 +625,18 @@ static ssize_t io_result(evc_dispatcher *d, ssize_t n)
 
 ssize_t evc_dispatcher_send(evc_dispatcher *d, const void *buf, size_t len)
 {
-    if (d->closed || d->fd < 0)
+    if (d->h.closed || d->h.fd < 0)
         return -EBADF;
     ssize_t n;
-    if (d->is_socket) {
+    if (d->h.is_socket) {
         do
-            n = send(d->fd, buf, len, MSG_NOSIGNAL);
+            n = send(d->h.fd, buf, len, MSG_NOSIGNAL);
         while (n < 0 && errno == EINTR);
         if (n < 0)
             n = -errno;
     } else {
         struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-        n = evc__io_writev(d->fd, false, &iov, 1);
+        n = evc__io_writev(d->h.fd, false, &iov, 1);
     }
     if (n > 0)
         evc__dispatcher_touch(d);
@@ -628,17 +645,17 @@ ssize_t evc_dispatcher_send(evc_dispatcher *d, const void *buf, size_t len)
 
 ssize_t evc_dispatcher_recv(evc_dispatcher *d, void *buf, size_t len)
 {
-    if (d->closed || d->fd < 0)
+    if (d->h.closed || d->h.fd < 0)
         return -EBADF;
     ssize_t n;
-    if (d->is_socket) {
+    if (d->h.is_socket) {
         do
-            n = recv(d->fd, buf, len, 0);
+            n = recv(d->h.fd, buf, len, 0);
         while (n < 0 && errno == EINTR);
         if (n < 0)
             n = -errno;
     } else {
-        n = evc__io_read(d->fd, buf, len);
+        n = evc__io_read(d->h.fd, buf, len);
     }
     if (n > 0) {
         evc__dispatcher_touch(d);
@@ -654,7 +671,7 @@ ssize_t evc_dispatcher_recv(evc_dispatcher *d, void *buf, size_t len)
 ssize_t evc_dispatcher_recvfrom(evc_dispatcher *d, void *buf, size_t len,
                                 struct sockaddr_storage *from, socklen_t *fromlen)
 {
-    if (d->closed || d->fd < 0)
+    if (d->h.closed || d->h.fd < 0)
         return -EBADF;
     socklen_t dummy = sizeof(struct sockaddr_storage);
     if (from && !fromlen)
@@ -663,7 +680,7 @@ ssize_t evc_dispatcher_recvfrom(evc_dispatcher *d, void *buf, size_t len,
         fromlen = NULL;
     ssize_t n;
     do
-        n = recvfrom(d->fd, buf, len, 0, (struct sockaddr *)from, fromlen);
+        n = recvfrom(d->h.fd, buf, len, 0, (struct sockaddr *)from, fromlen);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -674,11 +691,11 @@ ssize_t evc_dispatcher_recvfrom(evc_dispatcher *d, void *buf, size_t len,
 ssize_t evc_dispatcher_sendto(evc_dispatcher *d, const void *buf, size_t len,
                               const struct sockaddr *to, socklen_t tolen)
 {
-    if (d->closed || d->fd < 0)
+    if (d->h.closed || d->h.fd < 0)
         return -EBADF;
     ssize_t n;
     do
-        n = sendto(d->fd, buf, len, MSG_NOSIGNAL, to, tolen);
+        n = sendto(d->h.fd, buf, len, MSG_NOSIGNAL, to, tolen);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -692,22 +709,22 @@ ssize_t evc_dispatcher_sendto(evc_dispatcher *d, const void *buf, size_t len,
 
 void evc_dispatcher_close(evc_dispatcher *d)
 {
-    if (!d || d->closed)
+    if (!d || d->h.closed)
         return;
-    d->closed = true;
-    d->connecting = false;
+    d->h.closed = true;
+    d->h.connecting = false;
     if (d->io_events)
         ev_io_stop(d->loop, &d->io);
     d->io_events = 0;
     ev_timer_stop(d->loop, &d->timer);
     ev_prepare_stop(d->loop, &d->writer);
     if (d->oob_watched) {
-        evc__registry_oob_del(d->entry, d->fd);
+        evc__registry_oob_del(d->entry, d->h.fd);
         d->oob_watched = false;
     }
-    if (d->fd >= 0)
-        close(d->fd);
-    d->fd = -1;
+    if (d->h.fd >= 0)
+        close(d->h.fd);
+    d->h.fd = -1;
     if (d->reserve_fd >= 0)
         close(d->reserve_fd);
     d->reserve_fd = -1;
@@ -718,7 +735,7 @@ void evc_dispatcher_close(evc_dispatcher *d)
 
 bool evc_dispatcher_closed(const evc_dispatcher *d)
 {
-    return d->closed;
+    return d->h.closed;
 }
 
 void evc_dispatcher_update(evc_dispatcher *d)
@@ -728,7 +745,7 @@ void evc_dispatcher_update(evc_dispatcher *d)
 
 void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)
 {
-    if (d->closed)
+    if (d->h.closed)
         return;
     ev_timer_stop(d->loop, &d->timer);
     d->timeout = idle_seconds > 0 ? idle_seconds : 0;
@@ -741,7 +758,7 @@ void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)
 
 int evc_dispatcher_fd(const evc_dispatcher *d)
 {
-    return d->fd;
+    return d->h.fd;
 }
 
 void *evc_dispatcher_data(const evc_dispatcher *d)
@@ -760,18 +777,18 @@ struct ev_loop *evc_dispatcher_loop(const evc_dispatcher *d)
 
 void evc__dispatcher_schedule_write(evc_dispatcher *d)
 {
-    if (!d->closed)
+    if (!d->h.closed)
         ev_prepare_start(d->loop, &d->writer);
 }
 
 bool evc__dispatcher_is_socket(const evc_dispatcher *d)
 {
-    return d->is_socket;
+    return d->h.is_socket;
 }
 
 bool evc__dispatcher_connecting(const evc_dispatcher *d)
 {
-    return d->connecting;
+    return d->h.connecting;
 }
 
 void evc__dispatcher_touch(evc_dispatcher *d)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -64,14 +65,19 @@ void evc__buf_free(evc_buf *);
  * terminator prefix it held back) and resumes after them, so across any split
  * of the input every byte is examined exactly once (KMP over the terminator).
  */
+/* Terminators up to this long live inside the scanner: setting one allocates nothing. */
+#define EVC_SCANNER_INLINE 8
+
 typedef struct evc_scanner {
     evc_terminator_kind kind;
-    char *term;          /* owned copy, NUL-terminated for convenience */
+    char *term;          /* owned copy (or term_small), NUL-terminated for convenience */
     size_t term_len;
-    size_t *fail;        /* KMP failure table (term_len entries), NULL for 1-byte terms */
+    size_t *fail;        /* KMP failure table (term_len entries, or fail_small), NULL for 1-byte terms */
     uint64_t count;      /* EVC_TERM_COUNT: bytes still wanted */
     size_t held;         /* leading input bytes examined and held back as a prefix */
     uint64_t examined;   /* bytes examined over the scanner's life (tests prove linearity) */
+    char term_small[EVC_SCANNER_INLINE + 1];
+    size_t fail_small[EVC_SCANNER_INLINE];
 } evc_scanner;
 
 /* What one evc__scan call found in the input it was given. */
@@ -102,6 +108,21 @@ evc_terminator evc__scanner_get(const evc_scanner *);
  * next call (which must start with them).  A count terminator counts down here.
  */
 void evc__scan(evc_scanner *, const char *input, size_t len, evc_scan_result *out);
+/* evc__scan with the one-byte terminator (the line protocols' case) inline. */
+static inline void evc__scan_inline(evc_scanner *s, const char *in, size_t len,
+                                    evc_scan_result *out)
+{
+    if (s->kind != EVC_TERM_BYTES || s->term_len != 1 || len == 0) {
+        evc__scan(s, in, len, out);
+        return;
+    }
+    const char *hit = memchr(in, (unsigned char)s->term[0], len);
+    size_t end = hit ? (size_t)(hit - in) + 1 : len;
+    s->examined += end;
+    out->found = hit != NULL;
+    out->data_len = hit ? end - 1 : len;
+    out->consumed = end;
+}
 /* At EOF: forget held-back bytes (the caller delivers them as data).  Returns how many. */
 size_t evc__scanner_flush_held(evc_scanner *);
 
@@ -124,9 +145,26 @@ typedef struct evc_outq {
     evc_chunk *head;
     evc_chunk *tail;
     size_t bytes;        /* bytes queued in copies, refs and producer staging, unsent */
+    /* When the tail is a copy chunk: its bytes, its fill and its capacity, so
+     * evc__outq_append can add to it inline (NULL/0 otherwise). */
+    char *tail_copy;
+    size_t *tail_len;
+    size_t tail_cap;
 } evc_outq;
 
-#define EVC_OUTQ_INIT {NULL, NULL, 0}
+#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, 0}
+
+/* The common push: appends a copy to the tail copy chunk when it has room.
+ * False (nothing done) otherwise: then use evc__outq_push_copy. */
+static inline bool evc__outq_append(evc_outq *q, const void *bytes, size_t len)
+{
+    if (!q->tail_copy || len > q->tail_cap - *q->tail_len)
+        return false;
+    memcpy(q->tail_copy + *q->tail_len, bytes, len);
+    *q->tail_len += len;
+    q->bytes += len;
+    return true;
+}
 
 /* Why evc__outq_iov stopped filling. */
 typedef enum evc_outq_state {
@@ -190,6 +228,27 @@ void evc__sigpipe_release(evc_sigpipe_guard *, ssize_t result);
 /* ------------------------------------------------------------------ */
 /* Dispatcher hooks for the chat and server layers (dispatcher.c)     */
 /* ------------------------------------------------------------------ */
+
+/*
+ * The state the chat layer reads on every frame and push.  It is the first
+ * member of struct evc_dispatcher, so these reads are inline loads instead of
+ * calls into another file.  Only dispatcher.c writes it.
+ */
+typedef struct evc_dispatcher_head {
+    int fd;
+    bool closed;
+    bool is_socket;
+    bool connecting;
+} evc_dispatcher_head;
+
+static inline const evc_dispatcher_head *evc__dispatcher_head(const evc_dispatcher *d)
+{
+    return (const evc_dispatcher_head *)(const void *)d;
+}
+
+/* Takes fd, which the caller knows is open and non-blocking (evc_dispatcher_set_socket
+ * without its fcntl calls).  0 or -errno; on failure the caller keeps fd. */
+int evc__dispatcher_adopt(evc_dispatcher *, int fd);
 
 /* Calls handle_write once before the loop next blocks (ev_prepare), if not closed.
  * This is how pushes made outside a channel's own callbacks get written. */

@@ -35,6 +35,10 @@
 
 /* Smallest copy chunk: many small pushes share one. */
 #define COPY_CHUNK_MIN ((size_t)4096)
+/* The copy chunk a push into an empty queue gets: a one-reply exchange (a
+ * request, a short answer, a close) stays within the allocator's fast small
+ * sizes instead of paying for a 4 KiB block. */
+#define COPY_CHUNK_FIRST ((size_t)256)
 /* A producer's staging block, filled by more(). */
 #define STAGE_SIZE ((size_t)16384)
 /* more() is asked again to top up staging only while at least this much is free,
@@ -91,6 +95,21 @@ static evc_chunk *chunk_new(chunk_kind kind, size_t copy_cap)
     return c;
 }
 
+/* Points the inline append (evc__outq_append) at the tail, if it is a copy chunk. */
+static void set_tail(evc_outq *q, evc_chunk *t)
+{
+    q->tail = t;
+    if (t && t->kind == CHUNK_COPY) {
+        q->tail_copy = t->copy;
+        q->tail_len = &t->len;
+        q->tail_cap = t->cap;
+    } else {
+        q->tail_copy = NULL;
+        q->tail_len = NULL;
+        q->tail_cap = 0;
+    }
+}
+
 static void append_chunk(evc_outq *q, evc_chunk *c)
 {
     c->next = NULL;
@@ -98,7 +117,7 @@ static void append_chunk(evc_outq *q, evc_chunk *c)
         q->tail->next = c;
     else
         q->head = c;
-    q->tail = c;
+    set_tail(q, c);
 }
 
 /* Frees an unlinked chunk, running its release() or its producer's on_destroy. */
@@ -127,7 +146,7 @@ static void drop_head(evc_outq *q)
     assert(c != NULL);
     q->head = c->next;
     if (!q->head)
-        q->tail = NULL;
+        set_tail(q, NULL);
     q->bytes -= c->len - c->off;
     destroy_chunk(c);
 }
@@ -153,6 +172,20 @@ int evc__outq_push_copy(evc_outq *q, const void *bytes, size_t len)
         return 0;
     const char *src = bytes;
     evc_chunk *t = q->tail;
+    if (t && t == q->head && t->kind == CHUNK_COPY && t->cap < COPY_CHUNK_MIN &&
+        len > t->cap - t->len && len <= COPY_CHUNK_MIN - t->len) {
+        /* The small first chunk outgrew its room: grow it to a full chunk rather
+         * than add a second, so a burst still goes out as one iovec.  Being the
+         * only chunk, nothing links to it but the queue. */
+        evc_chunk *g = realloc(t, sizeof *t + COPY_CHUNK_MIN);
+        if (!g)
+            return -ENOMEM;
+        g->cap = COPY_CHUNK_MIN;
+        g->bytes = g->copy;
+        q->head = g;
+        set_tail(q, g);
+        t = g;
+    }
     size_t room = (t && t->kind == CHUNK_COPY) ? t->cap - t->len : 0;
     size_t first = room < len ? room : len;
     size_t rest = len - first;
@@ -160,7 +193,8 @@ int evc__outq_push_copy(evc_outq *q, const void *bytes, size_t len)
     /* Allocate before touching the tail so a failure leaves the queue as it was. */
     evc_chunk *c = NULL;
     if (rest > 0) {
-        c = chunk_new(CHUNK_COPY, rest > COPY_CHUNK_MIN ? rest : COPY_CHUNK_MIN);
+        size_t min = q->head ? COPY_CHUNK_MIN : COPY_CHUNK_FIRST;
+        c = chunk_new(CHUNK_COPY, rest > min ? rest : min);
         if (!c)
             return -ENOMEM;
     }
@@ -343,7 +377,7 @@ void evc__outq_consume(evc_outq *q, size_t n)
             break;      /* partly written, or a producer asked again at the next fill */
         q->head = c->next;
         if (!q->head)
-            q->tail = NULL;
+            set_tail(q, NULL);
         c->next = NULL;
         *done_tail = c;
         done_tail = &c->next;
@@ -384,7 +418,8 @@ void evc__outq_clear(evc_outq *q)
 {
     /* Detach first: release() and on_destroy() may push into the queue again. */
     evc_chunk *c = q->head;
-    q->head = q->tail = NULL;
+    q->head = NULL;
+    set_tail(q, NULL);
     q->bytes = 0;
     while (c) {
         evc_chunk *next = c->next;

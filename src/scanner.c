@@ -28,8 +28,10 @@ void evc__scanner_init(evc_scanner *s)
 /* Drops the byte-string terminator, if any. */
 static void drop_term(evc_scanner *s)
 {
-    free(s->term);
-    free(s->fail);
+    if (s->term != s->term_small)
+        free(s->term);
+    if (s->fail != s->fail_small)
+        free(s->fail);
     s->term = NULL;
     s->fail = NULL;
     s->term_len = 0;
@@ -70,6 +72,21 @@ int evc__scanner_set_bytes(evc_scanner *s, const void *bytes, size_t len)
     /* Build the new terminator completely before dropping the old one: a failure
      * must leave the scanner unchanged, and `bytes` may be the old terminator
      * itself (from evc__scanner_get). */
+    if (len <= EVC_SCANNER_INLINE) {
+        /* Short terminators (every common one) live in the scanner itself. */
+        char copy[EVC_SCANNER_INLINE];
+        memcpy(copy, bytes, len);
+        drop_term(s);
+        memcpy(s->term_small, copy, len);
+        s->term_small[len] = '\0';
+        s->fail = NULL;
+        if (len > 1) {
+            build_fail(s->term_small, len, s->fail_small);
+            s->fail = s->fail_small;
+        }
+        s->term = s->term_small;
+        goto set;
+    }
     if (len == SIZE_MAX)
         return -ENOMEM;
     char *term = malloc(len + 1);
@@ -89,10 +106,11 @@ int evc__scanner_set_bytes(evc_scanner *s, const void *bytes, size_t len)
         build_fail(term, len, fail);
 
     drop_term(s);
-    s->kind = EVC_TERM_BYTES;
     s->term = term;
-    s->term_len = len;
     s->fail = fail;
+set:
+    s->kind = EVC_TERM_BYTES;
+    s->term_len = len;
     s->count = 0;
     s->held = 0;
     return 0;
