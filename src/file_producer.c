@@ -111,7 +111,7 @@ static ssize_t sendfile_nosigpipe(int out, int in, uint64_t pos, size_t len)
         if (r != -EINTR)
             break;
     }
-    evc__sigpipe_release(&guard, r);
+    evc__sigpipe_release(&guard);
     return r;
 }
 

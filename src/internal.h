@@ -222,8 +222,8 @@ typedef struct evc_sigpipe_guard {
 } evc_sigpipe_guard;
 /* Blocks SIGPIPE in this thread.  0 or -errno (then write nothing). */
 int evc__sigpipe_hold(evc_sigpipe_guard *);
-/* Consumes a SIGPIPE the write raised (result -EPIPE) and restores the mask. */
-void evc__sigpipe_release(evc_sigpipe_guard *, ssize_t result);
+/* Consumes a SIGPIPE the write raised (whatever it returned) and restores the mask. */
+void evc__sigpipe_release(evc_sigpipe_guard *);
 
 /* ------------------------------------------------------------------ */
 /* Dispatcher hooks for the chat and server layers (dispatcher.c)     */

@@ -70,9 +70,11 @@ int evc__sigpipe_hold(evc_sigpipe_guard *g)
     return 0;
 }
 
-void evc__sigpipe_release(evc_sigpipe_guard *g, ssize_t result)
+void evc__sigpipe_release(evc_sigpipe_guard *g)
 {
-    if (result == -EPIPE && !g->was_pending) {
+    /* Not only a result of -EPIPE raises it: a sendfile that moved some bytes
+     * before the peer vanished returns that count and leaves SIGPIPE pending. */
+    if (!g->was_pending && sigpipe_pending()) {
         sigset_t block;
         sigemptyset(&block);
         sigaddset(&block, SIGPIPE);
@@ -100,7 +102,7 @@ static ssize_t pipe_writev(int fd, const struct iovec *iov, int n)
         if (r != -EINTR)
             break;
     }
-    evc__sigpipe_release(&guard, r);
+    evc__sigpipe_release(&guard);
     return r;
 }
 
