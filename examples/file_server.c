@@ -11,7 +11,8 @@
  * the file's bytes, then closes.  On a refusal the header is {"error": "...",
  * "content-length": 0, ...} and nothing follows.
  *
- * What it shows: a "\n" terminator for the request; a push of the header
+ * What it shows: a "\n" terminator and the default collector, with a frame
+ * limit (a request line over 4 KiB closes the connection); a push of the header
  * followed by evc_file_producer_new, the stock producer that streams a file
  * with sendfile(2) (no copy through user space, constant memory for any file
  * size); close_when_done after the producer; a client that disconnects
@@ -42,13 +43,6 @@
 #define IDLE_TIMEOUT 30.0
 /* The tutorial's sys.byteorder: the serving host's, for content that cares. */
 #define BYTEORDER (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? "little" : "big")
-
-struct request {
-    int root_fd;                /* the served directory; borrowed */
-    char name[MAX_NAME + 1];
-    size_t len;
-    bool answered;
-};
 
 /* Opens name under root without leaving it: returns an fd or -errno
  * (-EACCES for names that try to escape, including through a symlink). */
@@ -113,9 +107,9 @@ static void refuse(evc_chat *chat, const char *why)
     evc_chat_close_when_done(chat);
 }
 
-static void serve(evc_chat *chat, struct request *req)
+static void serve(evc_chat *chat, int root_fd, char *name)
 {
-    int fd = open_beneath(req->root_fd, req->name);
+    int fd = open_beneath(root_fd, name);
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
         close(fd);
@@ -144,74 +138,41 @@ static void serve(evc_chat *chat, struct request *req)
     evc_chat_close_when_done(chat);
 }
 
-static void collect_name(struct request *req, const char *bytes, size_t len)
-{
-    if (req->len > MAX_NAME)
-        return;                 /* already too long: found_name refuses it */
-    if (len > MAX_NAME - req->len) {
-        req->len = MAX_NAME + 1;
-        return;
-    }
-    memcpy(req->name + req->len, bytes, len);
-    req->len += len;
-}
-
 static void found_name(evc_chat *chat, void *data)
 {
-    struct request *req = data;
-    if (req->answered)
-        return;
-    req->answered = true;
-    evc_chat_set_terminator_none(chat);   /* anything after the request is ignored */
-    if (req->len > MAX_NAME) {
-        refuse(chat, "name too long");
-        return;
-    }
-    if (req->len > 0 && req->name[req->len - 1] == '\r')
-        req->len--;                       /* telnet and nc -C send CRLF */
-    req->name[req->len] = '\0';
-    if (strlen(req->name) != req->len) {
+    size_t len;
+    const char *line = evc_chat_incoming(chat, &len);   /* at most MAX_NAME bytes */
+    char name[MAX_NAME + 1];
+    if (len > 0 && line[len - 1] == '\r')
+        len--;                  /* telnet and nc -C send CRLF */
+    memcpy(name, line, len);
+    name[len] = '\0';
+    /* One request per connection: what follows is collected and dropped (a
+     * flood of it hits the frame limit and closes the connection). */
+    evc_chat_set_terminator_none(chat);
+    if (strlen(name) != len)
         refuse(chat, "bad name");
-        return;
-    }
-    serve(chat, req);
+    else
+        serve(chat, *(int *)data, name);
 }
 
-/* The request line; bytes after it are not wanted. */
-static void collect(evc_chat *chat, const char *bytes, size_t len, void *data)
-{
-    (void)chat;
-    struct request *req = data;
-    if (!req->answered)
-        collect_name(req, bytes, len);
-}
-
-static void free_request(evc_chat *chat, void *data)
-{
-    (void)chat;
-    free(data);
-}
-
+/* The default collector keeps the request line for evc_chat_incoming. */
 static const struct evc_chat_ops file_channel = {
-    .collect_incoming_data = collect,
     .found_terminator = found_name,
-    .on_destroy = free_request,
 };
 
 static void accept_client(evc_server *server, int fd, const struct sockaddr *peer, socklen_t len,
                           void *data)
 {
     (void)peer, (void)len;
-    struct request *req = calloc(1, sizeof *req);
     struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
-    evc_chat *chat = req ? evc_chat_new(loop, fd, &file_channel, req) : NULL;
+    evc_chat *chat = evc_chat_new(loop, fd, &file_channel, data);   /* data: the root fd */
     if (!chat) {
-        free(req);
         close(fd);
         return;
     }
-    req->root_fd = *(int *)data;
     evc_chat_set_terminator(chat, "\n");
+    evc_chat_set_max_frame(chat, MAX_NAME);   /* longer request lines close the connection */
     evc_chat_set_timeout(chat, IDLE_TIMEOUT);
 }
 

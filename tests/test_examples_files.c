@@ -438,6 +438,19 @@ static void names_escaping_the_directory_are_refused(void **state)
     fetch_and_compare(p, "one");                     /* and the server still serves */
 }
 
+static void overlong_request_line_closes_the_connection(void **state)
+{
+    const evt_proc *p = *state;
+    int fd = evt_connect(p->host, p->port);
+    static char name[8192];
+    memset(name, 'a', sizeof name);
+    evt_send_all(fd, name, sizeof name);
+    char reply[64];
+    assert_int_equal(evt_recv_all(fd, reply, sizeof reply), 0);   /* closed, no header */
+    close(fd);
+    fetch_and_compare(p, "one");
+}
+
 static int count_fds(pid_t pid)
 {
     char path[64];
@@ -569,6 +582,7 @@ int main(void)
         FILES(crlf_request_line_is_accepted),
         FILES(missing_file_gets_an_error_header),
         FILES(names_escaping_the_directory_are_refused),
+        FILES(overlong_request_line_closes_the_connection),
         FILES(client_leaving_mid_transfer_costs_nothing),
         FILES(clients_leaving_right_away_do_not_kill_the_server),
         cmocka_unit_test(sigterm_mid_transfer_exits_cleanly),
