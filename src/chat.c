@@ -101,8 +101,19 @@ static inline void output_added(evc_chat *c)
 /* Input: buffer -> scanner -> collect_incoming_data/found_terminator  */
 /* ------------------------------------------------------------------ */
 
+/* The default collector's slow case: a frame that spans reads is copied. */
+static void collect_copy(evc_chat *c, const char *p, size_t n)
+{
+    if (evc__buf_append(&c->frame, p, n) < 0) {
+        report_error(c, -ENOMEM);
+        return;
+    }
+    c->incoming = evc__buf_head(&c->frame);
+    c->incoming_len = c->frame.len;
+}
+
 /* Hands n bytes of the current frame to the collector. */
-static void collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
+static inline void collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
 {
     if (c->ops->collect_incoming_data) {
         c->ops->collect_incoming_data(c, p, n, c->data);
@@ -115,16 +126,20 @@ static void collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
         c->incoming_len = n;
         return;
     }
-    if (evc__buf_append(&c->frame, p, n) < 0) {
-        report_error(c, -ENOMEM);
-        return;
-    }
-    c->incoming = evc__buf_head(&c->frame);
-    c->incoming_len = c->frame.len;
+    collect_copy(c, p, n);
+}
+
+/* A frame outgrew max_frame: fail the chat.  Always false. */
+static bool frame_too_big(evc_chat *c)
+{
+    report_error(c, -EMSGSIZE);
+    if (user_may_continue(c))
+        evc_chat_close(c);   /* an oversized frame cannot be resynchronised */
+    return false;
 }
 
 /* Enforces the frame limit before a chunk is collected; false if the chat was failed. */
-static bool frame_fits(evc_chat *c, size_t n)
+static inline bool frame_fits(evc_chat *c, size_t n)
 {
     if (!c->frame_limited || c->max_frame == 0)
         return true;
@@ -132,13 +147,10 @@ static bool frame_fits(evc_chat *c, size_t n)
         c->frame_bytes += n;
         return true;
     }
-    report_error(c, -EMSGSIZE);
-    if (user_may_continue(c))
-        evc_chat_close(c);   /* an oversized frame cannot be resynchronised */
-    return false;
+    return frame_too_big(c);
 }
 
-static void frame_done(evc_chat *c)
+static inline void frame_done(evc_chat *c)
 {
     c->frame_bytes = 0;
     c->incoming = NULL;
@@ -175,7 +187,7 @@ static void process_input(evc_chat *c)
         }
         if (generation != c->in_generation)
             continue;   /* discard_buffers emptied `in` under us */
-        evc__buf_consume(&c->in, r.consumed);
+        evc__buf_consume_inline(&c->in, r.consumed);
         if (r.found) {
             if (!c->ops->collect_incoming_data && r.data_len == 0 && c->frame.len == 0)
                 c->incoming = p, c->incoming_len = 0;   /* an empty frame */

@@ -43,6 +43,12 @@ char *evc__buf_tail(evc_buf *, size_t *avail);
 void evc__buf_commit(evc_buf *, size_t n);
 /* Drops n bytes from the front of the content (n <= len). */
 void evc__buf_consume(evc_buf *, size_t n);
+/* evc__buf_consume inline, for per-frame loops. */
+static inline void evc__buf_consume_inline(evc_buf *b, size_t n)
+{
+    b->len -= n;
+    b->off = b->len == 0 ? 0 : b->off + n;
+}
 /* Appends a copy of the bytes.  0 or -ENOMEM (content kept). */
 int evc__buf_append(evc_buf *, const void *, size_t);
 /* The content. */
