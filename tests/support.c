@@ -164,6 +164,9 @@ void evt_spawn_server(evt_proc *p, const char *name, const char *const *args)
     assert_true(pid >= 0);
     if (pid == 0) {
         dup2(pipefd[1], STDOUT_FILENO);
+        /* A test may ignore SIGPIPE for itself; the server must be run as users run
+         * it, with SIGPIPE fatal, so a library write that raises it fails the test. */
+        signal(SIGPIPE, SIG_DFL);
         execv(path, (char *const *)argv);
         _exit(127);
     }
