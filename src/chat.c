@@ -57,7 +57,7 @@ struct evc_chat {
     unsigned resumes;       /* evc_chat_resume calls, to notice one made during a fill */
     bool close_queued;      /* close_when_done was called */
     bool eof;               /* the peer closed its side: read no more */
-    bool closed;
+    bool closed;            /* evc_chat_close, or the dispatcher closed (evc_close_all) */
     bool stillborn;         /* constructor failed: no user callbacks, ever */
 };
 
@@ -67,11 +67,12 @@ static const struct evc_dispatcher_ops chat_dispatcher_ops;
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-/* The single re-check after a call into user code: may we keep going? */
+/* The single re-check after a call into user code: may we keep going?
+ * evc_close_all closes the dispatcher without going through evc_chat_close;
+ * the dispatcher mirrors its close into `closed` (evc__dispatcher_mirror_closed). */
 static inline bool user_may_continue(const evc_chat *c)
 {
-    /* evc_close_all closes the dispatcher without going through evc_chat_close. */
-    return !c->closed && !evc__dispatcher_head(c->disp)->closed;
+    return !c->closed;
 }
 
 static bool is_peer_gone(int err)
@@ -172,7 +173,10 @@ static void terminator_changed(evc_chat *c)
  */
 static void process_input(evc_chat *c)
 {
-    while (user_may_continue(c) && c->in.len > 0) {
+    if (!user_may_continue(c))
+        return;
+    /* Every exit from user code below re-checks before going round again. */
+    while (c->in.len > 0) {
         const char *p = evc__buf_head(&c->in);
         uint64_t generation = c->in_generation;
         evc_scan_result r;
@@ -490,6 +494,7 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         errno = saved;
         return NULL;
     }
+    evc__dispatcher_mirror_closed(c->disp, &c->closed);
     if (fd >= 0) {
         int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
                                       : evc_dispatcher_set_socket(c->disp, fd);

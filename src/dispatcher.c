@@ -712,6 +712,8 @@ void evc_dispatcher_close(evc_dispatcher *d)
     if (!d || d->h.closed)
         return;
     d->h.closed = true;
+    if (d->h.closed_mirror)
+        *d->h.closed_mirror = true;
     d->h.connecting = false;
     if (d->io_events)
         ev_io_stop(d->loop, &d->io);
@@ -774,6 +776,13 @@ struct ev_loop *evc_dispatcher_loop(const evc_dispatcher *d)
 /* ------------------------------------------------------------------ */
 /* Hooks for the chat and server layers                                */
 /* ------------------------------------------------------------------ */
+
+void evc__dispatcher_mirror_closed(evc_dispatcher *d, bool *flag)
+{
+    d->h.closed_mirror = flag;
+    if (flag && d->h.closed)
+        *flag = true;
+}
 
 void evc__dispatcher_schedule_write(evc_dispatcher *d)
 {

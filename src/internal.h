@@ -245,12 +245,17 @@ typedef struct evc_dispatcher_head {
     bool closed;
     bool is_socket;
     bool connecting;
+    bool *closed_mirror;  /* set to true as well on close (evc__dispatcher_mirror_closed) */
 } evc_dispatcher_head;
 
 static inline const evc_dispatcher_head *evc__dispatcher_head(const evc_dispatcher *d)
 {
     return (const evc_dispatcher_head *)(const void *)d;
 }
+
+/* Has the dispatcher's close also set *flag, so a layer above (the chat) learns
+ * of a close it did not make itself (evc_close_all) from its own flag. */
+void evc__dispatcher_mirror_closed(evc_dispatcher *, bool *flag);
 
 /* Takes fd, which the caller knows is open and non-blocking (evc_dispatcher_set_socket
  * without its fcntl calls).  0 or -errno; on failure the caller keeps fd. */
