@@ -572,14 +572,12 @@ static inline int push_allowed(const evc_chat *c, size_t len)
     return 0;
 }
 
-int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
+/* evc_chat_push for everything but the common case. */
+static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, size_t len)
 {
-    if (!c || (!bytes && len > 0))
-        return -EINVAL;
     int rc = push_allowed(c, len);
     if (rc < 0 || len == 0)
         return rc;
-    /* The common case, room in the tail copy chunk, is a memcpy. */
     if (!evc__outq_append(&c->out, bytes, len)) {
         rc = evc__outq_push_copy(&c->out, bytes, len);
         if (rc < 0)
@@ -587,6 +585,31 @@ int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
     }
     output_added(c);
     return 0;
+}
+
+int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
+{
+    if (!c || !bytes)
+        return c && len == 0 ? push_slow(c, bytes, 0) : -EINVAL;
+    /*
+     * The common case is a reply pushed from the chat's own callback into a
+     * tail copy chunk with room, below every limit: then it is one memcpy and
+     * nothing else has to happen (no throttling, no write to schedule).  This
+     * is push_allowed, evc__outq_append and output_added with their answers known.
+     */
+    evc_outq *q = &c->out;
+    size_t total = q->bytes + len;
+    if (!c->closed && !c->close_queued && c->dispatching && q->tail_copy &&
+        len <= q->tail_cap - *q->tail_len && total >= len &&
+        (c->output_limit == 0 || total <= c->output_limit) &&
+        (c->high_water == 0 || total <= c->high_water)) {
+        char *dst = q->tail_copy + *q->tail_len;
+        *q->tail_len += len;
+        q->bytes = total;
+        memcpy(dst, bytes, len);
+        return 0;
+    }
+    return push_slow(c, bytes, len);
 }
 
 int evc_chat_push_str(evc_chat *c, const char *s)
