@@ -1,5 +1,6 @@
 /*
- * The chat layer: asynchat.async_chat on a dispatcher.
+ * The chat layer: asynchat.async_chat on a dispatcher.  This file has the
+ * input side and the lifetime; chat_output.c has the push FIFO and the writes.
  *
  * A chat owns a dispatcher (its fd and events), an input buffer, a scanner
  * and an output queue.  Bytes flow one way: read into `in`, the scanner finds
@@ -14,7 +15,7 @@
  * helper, user_may_continue) before touching anything, and re-read the
  * terminator and the input rather than trusting what was computed before.
  */
-#include "internal.h"
+#include "chat_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,60 +29,9 @@
  * makes a 16 KiB block (the buffer doubles from 4 KiB) that a few held-back
  * bytes do not force to grow to 32 KiB. */
 #define READ_RESERVE (12 * 1024)
-/* iovecs per writev: enough to coalesce a burst of small replies. */
-#define WRITE_IOVS 64
-/* Bytes one flush hands a direct (sendfile) producer per call. */
-#define DIRECT_CHUNK (1u << 20)
-
-struct evc_chat {
-    evc_dispatcher *disp;
-    const struct evc_chat_ops *ops;
-    void *data;
-
-    evc_buf in;             /* bytes read and not yet delivered */
-    uint64_t in_generation; /* bumped by discard_buffers: stale scan results are dropped */
-    evc_scanner scanner;
-    evc_buf frame;          /* default collector: a frame that spans reads */
-    const char *incoming;   /* default collector: the frame found_terminator sees */
-    size_t incoming_len;
-    size_t frame_bytes;     /* bytes collected in the current string-terminated frame */
-    size_t max_frame;
-    bool frame_limited;     /* max_frame applies: a string terminator or the default collector */
-
-    evc_outq out;
-    size_t low_water, high_water, output_limit;
-
-    unsigned dispatching;   /* nesting depth of this chat's own event handlers */
-    bool throttled;         /* reading paused: output above the high-water mark */
-    bool producer_waiting;  /* a producer answered EVC_NOT_YET */
-    unsigned resumes;       /* evc_chat_resume calls, to notice one made during a fill */
-    bool close_queued;      /* close_when_done was called */
-    bool eof;               /* the peer closed its side: read no more */
-    bool closed;            /* evc_chat_close, or the dispatcher closed (evc_close_all) */
-    bool stillborn;         /* constructor failed: no user callbacks, ever */
-};
-
 static const struct evc_dispatcher_ops chat_dispatcher_ops;
 
-/* ------------------------------------------------------------------ */
-/* Small helpers                                                       */
-/* ------------------------------------------------------------------ */
-
-/* The single re-check after a call into user code: may we keep going?
- * evc_close_all closes the dispatcher without going through evc_chat_close;
- * the dispatcher mirrors its close into `closed` (evc__dispatcher_mirror_closed). */
-static inline bool user_may_continue(const evc_chat *c)
-{
-    return !c->closed;
-}
-
-static bool is_peer_gone(int err)
-{
-    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
-           err == -ECONNABORTED || err == -ETIMEDOUT;
-}
-
-static void report_error(evc_chat *c, int err)
+void evc__chat_report_error(evc_chat *c, int err)
 {
     if (c->ops->handle_error)
         c->ops->handle_error(c, err, c->data);
@@ -89,14 +39,6 @@ static void report_error(evc_chat *c, int err)
         evc_chat_close(c);
 }
 
-/* Pushes made outside this chat's own handlers are written before the loop sleeps. */
-static inline void output_added(evc_chat *c)
-{
-    if (c->high_water && c->out.bytes > c->high_water)
-        c->throttled = true;
-    if (c->dispatching == 0 && !c->closed)
-        evc__dispatcher_schedule_write(c->disp);
-}
 
 /* ------------------------------------------------------------------ */
 /* Input: buffer -> scanner -> collect_incoming_data/found_terminator  */
@@ -106,7 +48,7 @@ static inline void output_added(evc_chat *c)
 static void collect_copy(evc_chat *c, const char *p, size_t n)
 {
     if (evc__buf_append(&c->frame, p, n) < 0) {
-        report_error(c, -ENOMEM);
+        evc__chat_report_error(c, -ENOMEM);
         return;
     }
     c->incoming = evc__buf_head(&c->frame);
@@ -133,7 +75,7 @@ static inline void collect(evc_chat *c, const char *p, size_t n, bool frame_ends
 /* A frame outgrew max_frame: fail the chat.  Always false. */
 static bool frame_too_big(evc_chat *c)
 {
-    report_error(c, -EMSGSIZE);
+    evc__chat_report_error(c, -EMSGSIZE);
     if (user_may_continue(c))
         evc_chat_close(c);   /* an oversized frame cannot be resynchronised */
     return false;
@@ -221,7 +163,7 @@ static void deliver_held(evc_chat *c)
         evc__buf_consume(&c->in, held);
 }
 
-static void peer_closed(evc_chat *c)
+void evc__chat_peer_closed(evc_chat *c)
 {
     c->eof = true;
     deliver_held(c);
@@ -241,7 +183,7 @@ static void read_some(evc_chat *c)
 {
     int fd = evc__dispatcher_head(c->disp)->fd;
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
-        report_error(c, -ENOMEM);
+        evc__chat_report_error(c, -ENOMEM);
         return;
     }
     size_t avail;
@@ -252,103 +194,12 @@ static void read_some(evc_chat *c)
         evc__dispatcher_touch(c->disp);
         process_input(c);
     } else if (n == 0 || is_peer_gone((int)n)) {
-        peer_closed(c);
+        evc__chat_peer_closed(c);
     } else if (n != -EAGAIN) {
-        report_error(c, (int)n);
+        evc__chat_report_error(c, (int)n);
     }
     if (c->in.len == 0)
         evc__buf_trim(&c->in);
-}
-
-/* ------------------------------------------------------------------ */
-/* Output: queue -> writev                                             */
-/* ------------------------------------------------------------------ */
-
-/*
- * Nothing queued can be written any more.  A queued close_when_done can no
- * longer be reached through the queue, so it is honoured here: otherwise a
- * handle_close that keeps the chat open would leave it open for ever, with
- * every push refused.
- */
-static void write_failed(evc_chat *c, int err)
-{
-    evc__outq_clear(&c->out);
-    if (is_peer_gone(err))
-        peer_closed(c);
-    else
-        report_error(c, err);
-    if (user_may_continue(c) && c->close_queued)
-        evc_chat_close(c);
-}
-
-/* Writes what the kernel takes; returns false if the chat closed meanwhile. */
-static bool write_queue(evc_chat *c)
-{
-    int fd = evc__dispatcher_head(c->disp)->fd;
-    bool is_socket = evc__dispatcher_head(c->disp)->is_socket;
-    for (;;) {
-        struct iovec iov[WRITE_IOVS];
-        int niov = 0, err = 0;
-        size_t nbytes = 0;
-        unsigned resumes = c->resumes;
-        evc_outq_state st = evc__outq_iov(&c->out, iov, WRITE_IOVS, &niov, &nbytes, &err);
-        if (!user_may_continue(c))
-            return false;   /* a producer's callback closed us */
-        if (niov > 0) {
-            ssize_t n = evc__io_writev(fd, is_socket, iov, niov);
-            if (n == -EAGAIN)
-                return true;
-            if (n < 0) {
-                write_failed(c, (int)n);
-                return false;
-            }
-            evc__outq_consume(&c->out, (size_t)n);
-            evc__dispatcher_touch(c->disp);
-            if ((size_t)n < nbytes)
-                return true;        /* the kernel is full: wait for EV_WRITE */
-            continue;
-        }
-        switch (st) {
-        case EVC_OUTQ_MORE:
-        case EVC_OUTQ_EMPTY:
-            return true;
-        case EVC_OUTQ_NOT_YET:
-            /* A producer that called evc_chat_resume from inside its own more()
-             * has more after all: stay writable and ask it again next pass. */
-            c->producer_waiting = (resumes == c->resumes);
-            return true;
-        case EVC_OUTQ_CLOSE:
-            evc__outq_pop_close(&c->out);
-            evc_chat_close(c);
-            return false;
-        case EVC_OUTQ_ERROR:
-            report_error(c, err);
-            return false;
-        case EVC_OUTQ_DIRECT: {
-            ssize_t n = evc__outq_send_direct(&c->out, fd, DIRECT_CHUNK);
-            if (n == -EAGAIN)
-                return true;
-            if (n < 0) {
-                write_failed(c, (int)n);
-                return false;
-            }
-            if (n > 0)
-                evc__dispatcher_touch(c->disp);
-            continue;
-        }
-        }
-    }
-}
-
-static void flush(evc_chat *c)
-{
-    const evc_dispatcher_head *h = evc__dispatcher_head(c->disp);
-    if (!user_may_continue(c) || h->fd < 0 || h->connecting)
-        return;
-    if (!write_queue(c))
-        return;
-    if (c->throttled && c->out.bytes <= c->low_water)
-        c->throttled = false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -376,7 +227,7 @@ static void chat_handle_read(evc_dispatcher *d, void *data)
     (void)d;
     c->dispatching++;
     read_some(c);
-    flush(c);
+    evc__chat_flush(c);
     c->dispatching--;
 }
 
@@ -385,7 +236,7 @@ static void chat_handle_write(evc_dispatcher *d, void *data)
     evc_chat *c = data;
     (void)d;
     c->dispatching++;
-    flush(c);
+    evc__chat_flush(c);
     c->dispatching--;
 }
 
@@ -396,7 +247,7 @@ static void chat_handle_connect(evc_dispatcher *d, void *data)
     c->dispatching++;
     if (c->ops->handle_connect)
         c->ops->handle_connect(c, c->data);
-    flush(c);
+    evc__chat_flush(c);
     c->dispatching--;
 }
 
@@ -405,8 +256,8 @@ static void chat_handle_close(evc_dispatcher *d, void *data)
     evc_chat *c = data;
     (void)d;
     c->dispatching++;
-    peer_closed(c);
-    flush(c);
+    evc__chat_peer_closed(c);
+    evc__chat_flush(c);
     c->dispatching--;
 }
 
@@ -415,7 +266,7 @@ static void chat_handle_error(evc_dispatcher *d, int err, void *data)
     evc_chat *c = data;
     (void)d;
     c->dispatching++;
-    report_error(c, err);
+    evc__chat_report_error(c, err);
     c->dispatching--;
 }
 
@@ -428,7 +279,7 @@ static void chat_handle_timeout(evc_dispatcher *d, void *data)
         c->ops->handle_timeout(c, c->data);
     else
         evc_chat_close(c);
-    flush(c);
+    evc__chat_flush(c);
     c->dispatching--;
 }
 
@@ -562,126 +413,6 @@ evc_terminator evc_chat_get_terminator(const evc_chat *c)
     return evc__scanner_get(&c->scanner);
 }
 
-/* The checks every push makes before queueing len more bytes. */
-static inline int push_allowed(const evc_chat *c, size_t len)
-{
-    if (!user_may_continue(c) || c->close_queued)
-        return -EPIPE;
-    if (c->output_limit && (len > c->output_limit || c->out.bytes > c->output_limit - len))
-        return -ENOBUFS;
-    return 0;
-}
-
-/* evc_chat_push for everything but the common case. */
-static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, size_t len)
-{
-    int rc = push_allowed(c, len);
-    if (rc < 0 || len == 0)
-        return rc;
-    if (!evc__outq_append(&c->out, bytes, len)) {
-        rc = evc__outq_push_copy(&c->out, bytes, len);
-        if (rc < 0)
-            return rc;
-    }
-    output_added(c);
-    return 0;
-}
-
-int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
-{
-    if (!c || !bytes)
-        return c && len == 0 ? push_slow(c, bytes, 0) : -EINVAL;
-    /*
-     * The common case is a reply pushed from the chat's own callback into a
-     * tail copy chunk with room, below every limit: then it is one memcpy and
-     * nothing else has to happen (no throttling, no write to schedule).  This
-     * is push_allowed, evc__outq_append and output_added with their answers known.
-     */
-    evc_outq *q = &c->out;
-    size_t total = q->bytes + len;
-    if (!c->closed && !c->close_queued && c->dispatching && q->tail_copy &&
-        len <= q->tail_cap - *q->tail_len && total >= len &&
-        (c->output_limit == 0 || total <= c->output_limit) &&
-        (c->high_water == 0 || total <= c->high_water)) {
-        char *dst = q->tail_copy + *q->tail_len;
-        *q->tail_len += len;
-        q->bytes = total;
-        memcpy(dst, bytes, len);
-        return 0;
-    }
-    return push_slow(c, bytes, len);
-}
-
-int evc_chat_push_str(evc_chat *c, const char *s)
-{
-    if (!s)
-        return -EINVAL;
-    return evc_chat_push(c, s, strlen(s));
-}
-
-int evc_chat_pushf(evc_chat *c, const char *fmt, ...)
-{
-    if (!c || !fmt)
-        return -EINVAL;
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -EINVAL;
-    if ((size_t)n < sizeof small)
-        return evc_chat_push(c, small, (size_t)n);
-
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return -ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    int rc = evc_chat_push(c, big, (size_t)n);
-    free(big);
-    return rc;
-}
-
-int evc_chat_push_ref(evc_chat *c, const void *bytes, size_t len, void (*release)(void *), void *arg)
-{
-    if (!c || (!bytes && len > 0))
-        return -EINVAL;
-    int rc = push_allowed(c, len);
-    if (rc < 0)
-        return rc;
-    rc = evc__outq_push_ref(&c->out, bytes, len, release, arg);
-    if (rc == 0)
-        output_added(c);
-    return rc;
-}
-
-int evc_chat_push_with_producer(evc_chat *c, evc_producer *p)
-{
-    if (!c || !p)
-        return -EINVAL;
-    int rc = push_allowed(c, 0);
-    if (rc < 0)
-        return rc;
-    rc = evc__outq_push_producer(&c->out, p);
-    if (rc == 0)
-        output_added(c);
-    return rc;
-}
-
-void evc_chat_close_when_done(evc_chat *c)
-{
-    if (!c || c->closed || c->close_queued)
-        return;
-    if (evc__outq_push_close(&c->out) < 0) {
-        evc_chat_close(c);   /* out of memory: closing now beats never closing */
-        return;
-    }
-    c->close_queued = true;
-    output_added(c);
-}
-
 void evc_chat_discard_buffers(evc_chat *c)
 {
     if (!c)
@@ -715,18 +446,6 @@ bool evc_chat_closed(const evc_chat *c)
     return !user_may_continue(c);
 }
 
-void evc_chat_resume(evc_chat *c)
-{
-    if (!c || c->closed)
-        return;
-    c->resumes++;
-    if (!c->producer_waiting)
-        return;
-    c->producer_waiting = false;
-    if (c->dispatching == 0)
-        evc__dispatcher_schedule_write(c->disp);
-}
-
 const char *evc_chat_incoming(evc_chat *c, size_t *len)
 {
     if (c->incoming) {
@@ -740,27 +459,6 @@ const char *evc_chat_incoming(evc_chat *c, size_t *len)
 void evc_chat_set_max_frame(evc_chat *c, size_t max)
 {
     c->max_frame = max;
-}
-
-int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
-{
-    if (high && low > high)
-        return -EINVAL;
-    c->low_water = low;
-    c->high_water = high;
-    c->throttled = high && c->out.bytes > high;
-    evc_dispatcher_update(c->disp);
-    return 0;
-}
-
-void evc_chat_set_output_limit(evc_chat *c, size_t max)
-{
-    c->output_limit = max;
-}
-
-size_t evc_chat_output_pending(const evc_chat *c)
-{
-    return c->out.bytes;
 }
 
 void evc_chat_set_timeout(evc_chat *c, double seconds)

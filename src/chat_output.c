@@ -1,0 +1,262 @@
+/*
+ * The chat's output side: the push FIFO and the writes.
+ *
+ * Pushes append to the output queue; a reply pushed from the chat's own
+ * callback into a tail chunk with room is a single memcpy.  The queue is
+ * written with one writev at the end of the chat's own handler, or before the
+ * loop sleeps for pushes made from elsewhere (output_added schedules that).
+ * Only what the kernel did not take leaves the chat writable, and so arms
+ * EV_WRITE.  Above the high-water mark the chat stops reading until the queue
+ * drains below the low mark.
+ */
+#include "chat_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* iovecs per writev: enough to coalesce a burst of small replies. */
+#define WRITE_IOVS 64
+/* Bytes one flush hands a direct (sendfile) producer per call. */
+#define DIRECT_CHUNK (1u << 20)
+
+/*
+ * Nothing queued can be written any more.  A queued close_when_done can no
+ * longer be reached through the queue, so it is honoured here: otherwise a
+ * handle_close that keeps the chat open would leave it open for ever, with
+ * every push refused.
+ */
+static void write_failed(evc_chat *c, int err)
+{
+    evc__outq_clear(&c->out);
+    if (is_peer_gone(err))
+        evc__chat_peer_closed(c);
+    else
+        evc__chat_report_error(c, err);
+    if (user_may_continue(c) && c->close_queued)
+        evc_chat_close(c);
+}
+
+/* Writes what the kernel takes; returns false if the chat closed meanwhile. */
+static bool write_queue(evc_chat *c)
+{
+    int fd = evc__dispatcher_head(c->disp)->fd;
+    bool is_socket = evc__dispatcher_head(c->disp)->is_socket;
+    for (;;) {
+        struct iovec iov[WRITE_IOVS];
+        int niov = 0, err = 0;
+        size_t nbytes = 0;
+        unsigned resumes = c->resumes;
+        evc_outq_state st = evc__outq_iov(&c->out, iov, WRITE_IOVS, &niov, &nbytes, &err);
+        if (!user_may_continue(c))
+            return false;   /* a producer's callback closed us */
+        if (niov > 0) {
+            ssize_t n = evc__io_writev(fd, is_socket, iov, niov);
+            if (n == -EAGAIN)
+                return true;
+            if (n < 0) {
+                write_failed(c, (int)n);
+                return false;
+            }
+            evc__outq_consume(&c->out, (size_t)n);
+            evc__dispatcher_touch(c->disp);
+            if ((size_t)n < nbytes)
+                return true;        /* the kernel is full: wait for EV_WRITE */
+            continue;
+        }
+        switch (st) {
+        case EVC_OUTQ_MORE:
+        case EVC_OUTQ_EMPTY:
+            return true;
+        case EVC_OUTQ_NOT_YET:
+            /* A producer that called evc_chat_resume from inside its own more()
+             * has more after all: stay writable and ask it again next pass. */
+            c->producer_waiting = (resumes == c->resumes);
+            return true;
+        case EVC_OUTQ_CLOSE:
+            evc__outq_pop_close(&c->out);
+            evc_chat_close(c);
+            return false;
+        case EVC_OUTQ_ERROR:
+            evc__chat_report_error(c, err);
+            return false;
+        case EVC_OUTQ_DIRECT: {
+            ssize_t n = evc__outq_send_direct(&c->out, fd, DIRECT_CHUNK);
+            if (n == -EAGAIN)
+                return true;
+            if (n < 0) {
+                write_failed(c, (int)n);
+                return false;
+            }
+            if (n > 0)
+                evc__dispatcher_touch(c->disp);
+            continue;
+        }
+        }
+    }
+}
+
+void evc__chat_flush(evc_chat *c)
+{
+    const evc_dispatcher_head *h = evc__dispatcher_head(c->disp);
+    if (!user_may_continue(c) || h->fd < 0 || h->connecting)
+        return;
+    if (!write_queue(c))
+        return;
+    if (c->throttled && c->out.bytes <= c->low_water)
+        c->throttled = false;
+}
+
+/* The checks every push makes before queueing len more bytes. */
+static inline int push_allowed(const evc_chat *c, size_t len)
+{
+    if (!user_may_continue(c) || c->close_queued)
+        return -EPIPE;
+    if (c->output_limit && (len > c->output_limit || c->out.bytes > c->output_limit - len))
+        return -ENOBUFS;
+    return 0;
+}
+
+/* evc_chat_push for everything but the common case. */
+static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, size_t len)
+{
+    int rc = push_allowed(c, len);
+    if (rc < 0 || len == 0)
+        return rc;
+    if (!evc__outq_append(&c->out, bytes, len)) {
+        rc = evc__outq_push_copy(&c->out, bytes, len);
+        if (rc < 0)
+            return rc;
+    }
+    output_added(c);
+    return 0;
+}
+
+int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
+{
+    if (!c || !bytes)
+        return c && len == 0 ? push_slow(c, bytes, 0) : -EINVAL;
+    /*
+     * The common case is a reply pushed from the chat's own callback into a
+     * tail copy chunk with room, below every limit: then it is one memcpy and
+     * nothing else has to happen (no throttling, no write to schedule).  This
+     * is push_allowed, evc__outq_append and output_added with their answers known.
+     */
+    evc_outq *q = &c->out;
+    size_t total = q->bytes + len;
+    if (!c->closed && !c->close_queued && c->dispatching && q->tail_copy &&
+        len <= q->tail_cap - *q->tail_len && total >= len &&
+        (c->output_limit == 0 || total <= c->output_limit) &&
+        (c->high_water == 0 || total <= c->high_water)) {
+        char *dst = q->tail_copy + *q->tail_len;
+        *q->tail_len += len;
+        q->bytes = total;
+        memcpy(dst, bytes, len);
+        return 0;
+    }
+    return push_slow(c, bytes, len);
+}
+
+int evc_chat_push_str(evc_chat *c, const char *s)
+{
+    if (!s)
+        return -EINVAL;
+    return evc_chat_push(c, s, strlen(s));
+}
+
+int evc_chat_pushf(evc_chat *c, const char *fmt, ...)
+{
+    if (!c || !fmt)
+        return -EINVAL;
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof small)
+        return evc_chat_push(c, small, (size_t)n);
+
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = evc_chat_push(c, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+int evc_chat_push_ref(evc_chat *c, const void *bytes, size_t len, void (*release)(void *), void *arg)
+{
+    if (!c || (!bytes && len > 0))
+        return -EINVAL;
+    int rc = push_allowed(c, len);
+    if (rc < 0)
+        return rc;
+    rc = evc__outq_push_ref(&c->out, bytes, len, release, arg);
+    if (rc == 0)
+        output_added(c);
+    return rc;
+}
+
+int evc_chat_push_with_producer(evc_chat *c, evc_producer *p)
+{
+    if (!c || !p)
+        return -EINVAL;
+    int rc = push_allowed(c, 0);
+    if (rc < 0)
+        return rc;
+    rc = evc__outq_push_producer(&c->out, p);
+    if (rc == 0)
+        output_added(c);
+    return rc;
+}
+
+void evc_chat_close_when_done(evc_chat *c)
+{
+    if (!c || c->closed || c->close_queued)
+        return;
+    if (evc__outq_push_close(&c->out) < 0) {
+        evc_chat_close(c);   /* out of memory: closing now beats never closing */
+        return;
+    }
+    c->close_queued = true;
+    output_added(c);
+}
+
+void evc_chat_resume(evc_chat *c)
+{
+    if (!c || c->closed)
+        return;
+    c->resumes++;
+    if (!c->producer_waiting)
+        return;
+    c->producer_waiting = false;
+    if (c->dispatching == 0)
+        evc__dispatcher_schedule_write(c->disp);
+}
+
+int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
+{
+    if (high && low > high)
+        return -EINVAL;
+    c->low_water = low;
+    c->high_water = high;
+    c->throttled = high && c->out.bytes > high;
+    evc_dispatcher_update(c->disp);
+    return 0;
+}
+
+void evc_chat_set_output_limit(evc_chat *c, size_t max)
+{
+    c->output_limit = max;
+}
+
+size_t evc_chat_output_pending(const evc_chat *c)
+{
+    return c->out.bytes;
+}
