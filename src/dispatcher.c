@@ -2,7 +2,9 @@
  * The dispatcher: asyncore.dispatcher on libev.  One fd, one ev_io whose
  * events follow the readable()/writable() predicates, one idle ev_timer, one
  * ev_prepare for writes scheduled from outside callbacks, and one watcher that
- * is never started and only fed, to run the deferred destroy.
+ * is never started and only fed, to run the deferred destroy.  The socket
+ * calls (create, bind, listen, connect, accept, send, recv) are in
+ * dispatcher_socket.c.
  *
  * Lifetime.  evc_dispatcher_close stops everything and closes the fd at once,
  * but the memory lives on until the destroy watcher runs from the loop with
@@ -17,7 +19,7 @@
  * is changed only when the answer changed, so a dispatcher that wants
  * nothing has no active watcher and costs no wake-ups.
  */
-#include "internal.h"
+#include "dispatcher_internal.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -28,39 +30,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <ev.h>
-
 /* Connections the default handle_accept takes per wake-up: enough to drain a
  * burst, few enough that one busy listener cannot starve the other watchers. */
 #define ACCEPT_BATCH 32
 /* Scratch size of the default handle_read (read and discard). */
 #define DISCARD_CHUNK 4096
 
-struct evc_dispatcher {
-    evc_dispatcher_head h;   /* fd, closed, is_socket, connecting: first, read inline by chat.c */
-    struct ev_loop *loop;
-    const struct evc_dispatcher_ops *ops;
-    void *data;
-    int reserve_fd;          /* listening: /dev/null, given up to shed a connection on EMFILE */
-    int io_events;           /* the events io is started with; 0 when stopped */
-    ev_io io;
-    ev_timer timer;          /* idle timeout: checks last_activity when it fires */
-    ev_prepare writer;       /* evc__dispatcher_schedule_write */
-    ev_check destroyer;      /* never started; fed by close */
-    double timeout;          /* idle seconds, 0 for none */
-    ev_tstamp last_activity;
-    evc_reg_link link;
-    evc_loop_entry *entry;
-    unsigned depth;          /* callbacks of this dispatcher on the stack */
-    bool listening;
-    bool unconnected;        /* a fresh stream socket: no events until connect or listen */
-    bool oob_watched;
-    bool destroy_fed;
-};
-
 static const struct evc_dispatcher_ops no_ops;
-
-static void update_events(evc_dispatcher *d);
 
 /* ------------------------------------------------------------------ */
 /* Entering and leaving user code                                      */
@@ -147,7 +123,7 @@ static bool call_connect(evc_dispatcher *d)
     return leave(d);
 }
 
-static bool call_close(evc_dispatcher *d)
+bool evc__dispatcher_call_close(evc_dispatcher *d)
 {
     enter(d);
     if (d->ops->handle_close)
@@ -157,7 +133,7 @@ static bool call_close(evc_dispatcher *d)
     return leave(d);
 }
 
-static bool call_error(evc_dispatcher *d, int err)
+bool evc__dispatcher_call_error(evc_dispatcher *d, int err)
 {
     enter(d);
     if (d->ops->handle_error)
@@ -209,12 +185,6 @@ static bool call_accepted(evc_dispatcher *d, int fd, const struct sockaddr_stora
 /* Events                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool is_peer_gone(int err)
-{
-    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
-           err == -ECONNABORTED;
-}
-
 /* Wanted io events, from the predicates; -1 if a predicate closed the dispatcher. */
 static int wanted_events(evc_dispatcher *d)
 {
@@ -231,7 +201,7 @@ static int wanted_events(evc_dispatcher *d)
     return events;
 }
 
-static void update_events(evc_dispatcher *d)
+void evc__dispatcher_update_events(evc_dispatcher *d)
 {
     if (d->h.closed || d->h.fd < 0)
         return;
@@ -249,7 +219,7 @@ static void update_events(evc_dispatcher *d)
 }
 
 /* Reopens the EMFILE reserve; false when even that fails. */
-static bool reopen_reserve(evc_dispatcher *d)
+bool evc__dispatcher_reopen_reserve(evc_dispatcher *d)
 {
     if (d->reserve_fd < 0)
         d->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -274,7 +244,7 @@ static bool shed_connection(evc_dispatcher *d)
     while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
     if (fd >= 0)
         close(fd);
-    reopen_reserve(d);
+    evc__dispatcher_reopen_reserve(d);
     return fd >= 0;
 }
 
@@ -294,10 +264,10 @@ static void default_accept(evc_dispatcher *d)
         if (fd == -EMFILE || fd == -ENFILE) {
             if (shed_connection(d))
                 continue;
-            if (reopen_reserve(d))
+            if (evc__dispatcher_reopen_reserve(d))
                 continue;
         }
-        call_error(d, fd);
+        evc__dispatcher_call_error(d, fd);
         return;
     }
 }
@@ -330,7 +300,7 @@ static bool finish_connect(evc_dispatcher *d)
     }
     d->h.connecting = false;
     if (err != 0) {
-        call_error(d, -err);
+        evc__dispatcher_call_error(d, -err);
         return false;
     }
     return call_connect(d);
@@ -362,7 +332,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     enter(d);
     dispatch_io(d, revents);
     if (leave(d))
-        update_events(d);
+        evc__dispatcher_update_events(d);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -385,7 +355,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     /* Still open: another idle period, unless handle_timeout set a new one. */
     if (!ev_is_active(&d->timer) && d->timeout > 0)
         evc_dispatcher_set_timeout(d, d->timeout);
-    update_events(d);
+    evc__dispatcher_update_events(d);
 }
 
 static void writer_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -398,7 +368,7 @@ static void writer_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     enter(d);
     call_write(d);
     if (leave(d))
-        update_events(d);
+        evc__dispatcher_update_events(d);
 }
 
 void evc__dispatcher_expt(evc_dispatcher *d)
@@ -408,11 +378,11 @@ void evc__dispatcher_expt(evc_dispatcher *d)
     enter(d);
     call_expt(d);
     if (leave(d))
-        update_events(d);
+        evc__dispatcher_update_events(d);
 }
 
 /* ------------------------------------------------------------------ */
-/* Construction and the fd                                             */
+/* Construction                                                        */
 /* ------------------------------------------------------------------ */
 
 evc_dispatcher *evc_dispatcher_new(struct ev_loop *loop, const struct evc_dispatcher_ops *ops,
@@ -446,261 +416,6 @@ evc_dispatcher *evc_dispatcher_new(struct ev_loop *loop, const struct evc_dispat
         return NULL;
     }
     return d;
-}
-
-/*
- * One getsockopt answers both questions adopt() has: SO_ACCEPTCONN fails with
- * ENOTSOCK on anything but a socket, and says whether a socket listens.
- */
-static void probe_fd(int fd, bool *is_socket, bool *listening)
-{
-    int on = 0;
-    socklen_t len = sizeof on;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0) {
-        *is_socket = true;
-        *listening = on != 0;
-        return;
-    }
-    *is_socket = errno == ENOTSOCK ? false : evc__io_is_socket(fd);
-    *listening = false;
-}
-
-/* Takes fd (already non-blocking).  On failure the caller keeps fd. */
-static int adopt(evc_dispatcher *d, int fd)
-{
-    bool listening;
-    probe_fd(fd, &d->h.is_socket, &listening);
-    if (d->h.is_socket && d->ops->handle_expt) {
-        /* Only dispatchers that asked for urgent data pay for watching it; for
-         * the others the kernel drops the urgent byte as reads pass it. */
-        int rc = evc__registry_oob_add(d->entry, fd, &d->link);
-        if (rc < 0)
-            return rc;
-        d->oob_watched = true;
-    }
-    d->h.fd = fd;
-    if (listening) {
-        d->listening = true;
-        reopen_reserve(d);
-    }
-    update_events(d);
-    return 0;
-}
-
-int evc_dispatcher_create_socket(evc_dispatcher *d, int family, int type)
-{
-    if (d->h.closed)
-        return -EBADF;
-    if (d->h.fd >= 0)
-        return -EBUSY;
-    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    d->unconnected = base_type == SOCK_STREAM || base_type == SOCK_SEQPACKET;
-    int rc = adopt(d, fd);
-    if (rc < 0)
-        close(fd);
-    return rc;
-}
-
-int evc_dispatcher_set_socket(evc_dispatcher *d, int fd)
-{
-    if (d->h.closed)
-        return -EBADF;
-    if (d->h.fd >= 0)
-        return -EBUSY;
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0)
-        return -EBADF;
-    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-        return -errno;
-    return adopt(d, fd);
-}
-
-int evc__dispatcher_adopt(evc_dispatcher *d, int fd)
-{
-    if (d->h.closed)
-        return -EBADF;
-    if (d->h.fd >= 0)
-        return -EBUSY;
-    return adopt(d, fd);
-}
-
-int evc_dispatcher_set_reuse_addr(evc_dispatcher *d)
-{
-    if (d->h.fd < 0)
-        return -EBADF;
-    int on = 1;
-    if (setsockopt(d->h.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0)
-        return -errno;
-    return 0;
-}
-
-int evc_dispatcher_bind(evc_dispatcher *d, const struct sockaddr *addr, socklen_t len)
-{
-    if (d->h.fd < 0)
-        return -EBADF;
-    if (bind(d->h.fd, addr, len) < 0)
-        return -errno;
-    return 0;
-}
-
-int evc_dispatcher_listen(evc_dispatcher *d, int backlog)
-{
-    if (d->h.fd < 0)
-        return -EBADF;
-    if (d->h.connecting)
-        return -EINVAL;
-    if (listen(d->h.fd, backlog) < 0)
-        return -errno;
-    d->listening = true;
-    d->unconnected = false;
-    /* Opened now, while fds are plentiful, so it is there when they run out. */
-    reopen_reserve(d);
-    update_events(d);
-    return 0;
-}
-
-int evc_dispatcher_connect(evc_dispatcher *d, const struct sockaddr *addr, socklen_t len)
-{
-    if (d->h.fd < 0)
-        return -EBADF;
-    if (d->h.connecting)
-        return -EALREADY;
-    if (d->listening)
-        return -EINVAL;
-    /*
-     * An immediate success (unix sockets) is still reported from the loop:
-     * the socket is writable at once, so handle_connect arrives on the next
-     * pass, never inside this call.  EINTR means the connect goes on
-     * asynchronously.
-     */
-    if (connect(d->h.fd, addr, len) < 0 && errno != EINPROGRESS && errno != EINTR)
-        return -errno;
-    d->h.connecting = true;
-    d->unconnected = false;
-    update_events(d);
-    return 0;
-}
-
-int evc_dispatcher_accept(evc_dispatcher *d, struct sockaddr_storage *addr, socklen_t *len)
-{
-    if (d->h.fd < 0)
-        return -EBADF;
-    socklen_t dummy = sizeof(struct sockaddr_storage);
-    if (addr && !len)
-        len = &dummy;
-    if (!addr)
-        len = NULL;
-    for (;;) {
-        int fd = accept4(d->h.fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0)
-            return fd;
-        /* A connection reset before we took it: there may be others behind it. */
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* Data                                                                */
-/* ------------------------------------------------------------------ */
-
-/* What send and recv do with a result: peer gone is a close, the rest an error. */
-static ssize_t io_result(evc_dispatcher *d, ssize_t n)
-{
-    if (n >= 0)
-        return n;
-    if (n == -EAGAIN || n == -EWOULDBLOCK)
-        return 0;
-    if (is_peer_gone((int)n)) {
-        call_close(d);
-        return 0;
-    }
-    call_error(d, (int)n);
-    return n;
-}
-
-ssize_t evc_dispatcher_send(evc_dispatcher *d, const void *buf, size_t len)
-{
-    if (d->h.closed || d->h.fd < 0)
-        return -EBADF;
-    ssize_t n;
-    if (d->h.is_socket) {
-        do
-            n = send(d->h.fd, buf, len, MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-            n = -errno;
-    } else {
-        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-        n = evc__io_writev(d->h.fd, false, &iov, 1);
-    }
-    if (n > 0)
-        evc__dispatcher_touch(d);
-    return io_result(d, n);
-}
-
-ssize_t evc_dispatcher_recv(evc_dispatcher *d, void *buf, size_t len)
-{
-    if (d->h.closed || d->h.fd < 0)
-        return -EBADF;
-    ssize_t n;
-    if (d->h.is_socket) {
-        do
-            n = recv(d->h.fd, buf, len, 0);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-            n = -errno;
-    } else {
-        n = evc__io_read(d->h.fd, buf, len);
-    }
-    if (n > 0) {
-        evc__dispatcher_touch(d);
-        return n;
-    }
-    if (n == 0 && len > 0) {
-        call_close(d);
-        return 0;
-    }
-    return io_result(d, n);
-}
-
-ssize_t evc_dispatcher_recvfrom(evc_dispatcher *d, void *buf, size_t len,
-                                struct sockaddr_storage *from, socklen_t *fromlen)
-{
-    if (d->h.closed || d->h.fd < 0)
-        return -EBADF;
-    socklen_t dummy = sizeof(struct sockaddr_storage);
-    if (from && !fromlen)
-        fromlen = &dummy;
-    if (!from)
-        fromlen = NULL;
-    ssize_t n;
-    do
-        n = recvfrom(d->h.fd, buf, len, 0, (struct sockaddr *)from, fromlen);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    evc__dispatcher_touch(d);
-    return n;
-}
-
-ssize_t evc_dispatcher_sendto(evc_dispatcher *d, const void *buf, size_t len,
-                              const struct sockaddr *to, socklen_t tolen)
-{
-    if (d->h.closed || d->h.fd < 0)
-        return -EBADF;
-    ssize_t n;
-    do
-        n = sendto(d->h.fd, buf, len, MSG_NOSIGNAL, to, tolen);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    evc__dispatcher_touch(d);
-    return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -742,7 +457,7 @@ bool evc_dispatcher_closed(const evc_dispatcher *d)
 
 void evc_dispatcher_update(evc_dispatcher *d)
 {
-    update_events(d);
+    evc__dispatcher_update_events(d);
 }
 
 void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)

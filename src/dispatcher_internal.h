@@ -1,0 +1,53 @@
+/*
+ * The dispatcher's state and the calls between its two files: dispatcher.c
+ * (events, predicates, lifetime) and dispatcher_socket.c (the socket calls
+ * and send/recv).  Never installed; like dispatcher.c it sees libev.
+ */
+#ifndef EVC_DISPATCHER_INTERNAL_H
+#define EVC_DISPATCHER_INTERNAL_H
+
+#include "internal.h"
+
+#include <errno.h>
+
+#include <ev.h>
+
+struct evc_dispatcher {
+    evc_dispatcher_head h;   /* fd, closed, is_socket, connecting: first, read inline by chat.c */
+    struct ev_loop *loop;
+    const struct evc_dispatcher_ops *ops;
+    void *data;
+    int reserve_fd;          /* listening: /dev/null, given up to shed a connection on EMFILE */
+    int io_events;           /* the events io is started with; 0 when stopped */
+    ev_io io;
+    ev_timer timer;          /* idle timeout: checks last_activity when it fires */
+    ev_prepare writer;       /* evc__dispatcher_schedule_write */
+    ev_check destroyer;      /* never started; fed by close */
+    double timeout;          /* idle seconds, 0 for none */
+    ev_tstamp last_activity;
+    evc_reg_link link;
+    evc_loop_entry *entry;
+    unsigned depth;          /* callbacks of this dispatcher on the stack */
+    bool listening;
+    bool unconnected;        /* a fresh stream socket: no events until connect or listen */
+    bool oob_watched;
+    bool destroy_fed;
+};
+
+/* A peer that went away: a close, not an error (asyncore's rule). */
+static inline bool is_peer_gone(int err)
+{
+    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
+           err == -ECONNABORTED;
+}
+
+/* Sets the ev_io to what readable()/writable() want now (no-op when closed). */
+void evc__dispatcher_update_events(evc_dispatcher *d);
+/* Reopens the EMFILE reserve fd; false when even that fails. */
+bool evc__dispatcher_reopen_reserve(evc_dispatcher *d);
+/* handle_close (NULL: close); false when the dispatcher is now closed. */
+bool evc__dispatcher_call_close(evc_dispatcher *d);
+/* handle_error(err) (NULL: close); false when the dispatcher is now closed. */
+bool evc__dispatcher_call_error(evc_dispatcher *d, int err);
+
+#endif /* EVC_DISPATCHER_INTERNAL_H */
