@@ -290,39 +290,6 @@ static void assert_frames(const rec *r, const char *const *want, int n)
     }
 }
 
-/*
- * The loop helpers of support.h check their condition between loop passes.  A
- * chat that finishes inside an ev_prepare (writes made before the loop sleeps,
- * and a close or destroy they cause) leaves the pass to sleep in poll with the
- * condition already met; a ticking timer bounds each pass so waits end promptly.
- */
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-static bool run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds)
-{
-    ev_timer tick;
-    ev_timer_init(&tick, tick_cb, 0.002, 0.002);
-    ev_timer_start(loop, &tick);
-    bool ok = evt_run_until_count(loop, counter, target, seconds);
-    ev_timer_stop(loop, &tick);
-    return ok;
-}
-
-static bool run_until(struct ev_loop *loop, const bool *flag, double seconds)
-{
-    ev_timer tick;
-    ev_timer_init(&tick, tick_cb, 0.002, 0.002);
-    ev_timer_start(loop, &tick);
-    bool ok = evt_run_until(loop, flag, seconds);
-    ev_timer_stop(loop, &tick);
-    return ok;
-}
-
 /* ------------------------------------------------------------------ */
 /* Peers: a chunked feeder, a sink, and loop plumbing                  */
 /* ------------------------------------------------------------------ */
@@ -447,7 +414,7 @@ static void sink_wait(sink *s, size_t want)
 {
     s->want = want;
     s->have = s->got.len >= want || s->eof;
-    assert_true(run_until(s->loop, &s->have, 10.0));
+    assert_true(evt_run_until(s->loop, &s->have, 10.0));
 }
 
 static void sink_stop(sink *s)
@@ -510,8 +477,8 @@ static void line_case(const char *term, size_t chunk)
     snprintf(msg, sizeof msg, "hello world%sI'm not dead yet!%s", term, term);
     feeder f;
     feeder_start(&f, loop, fds[0], msg, strlen(msg), chunk, 0.001);
-    assert_true(run_until(loop, &f.done, 10.0));
-    assert_true(run_until_count(loop, &r.n_found, 2, 5.0));
+    assert_true(evt_run_until(loop, &f.done, 10.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 2, 5.0));
     evt_run_for(loop, 0.01);
 
     static const char *const want[] = {"hello world", "I'm not dead yet!"};
@@ -549,7 +516,7 @@ static void count_case(uint64_t n, size_t chunk)
 
     feeder f;
     feeder_start(&f, loop, fds[0], numeric_msg, strlen(numeric_msg), chunk, 0.001);
-    assert_true(run_until(loop, &r.have_all, 10.0));
+    assert_true(evt_run_until(loop, &r.have_all, 10.0));
     evt_run_for(loop, 0.01);
 
     /* Nothing of a count terminator is dropped: every byte is collected. */
@@ -609,7 +576,7 @@ static void test_no_terminator_collects_everything(void **state)
 
         feeder f;
         feeder_start(&f, loop, fds[0], msg, strlen(msg), 4, 0.001);
-        assert_true(run_until(loop, &r.have_all, 10.0));
+        assert_true(evt_run_until(loop, &r.have_all, 10.0));
         assert_string_equal(r.all.p, msg);
         assert_int_equal(r.n_found, 0);
 
@@ -632,7 +599,7 @@ static void test_terminator_starts_as_none(void **state)
     assert_int_equal(evc_chat_get_terminator(c).kind, EVC_TERM_NONE);
     evt_send_all(fds[0], S("a\nb\r\n"));
     evt_send_all(fds[0], S("c"));
-    assert_true(run_until(loop, &r.have_all, 5.0));
+    assert_true(evt_run_until(loop, &r.have_all, 5.0));
     assert_string_equal(r.all.p, "a\nb\r\nc");
     assert_int_equal(r.n_found, 0);
     evc_chat_close(c);
@@ -652,12 +619,12 @@ static void test_empty_lines_call_found_without_collect(void **state)
     assert_int_equal(evc_chat_set_terminator(c, "\r\n"), 0);
 
     evt_send_all(fds[0], S("\r\n"));
-    assert_true(run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
     assert_int_equal(r.n_collect, 0);
     assert_int_equal(r.frame_len[0], 0);
 
     evt_send_all(fds[0], S("a\r\n\r\n"));
-    assert_true(run_until_count(loop, &r.n_found, 3, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 3, 5.0));
     static const char *const want[] = {"", "a", ""};
     assert_frames(&r, want, 3);
     assert_int_equal(r.n_collect, 1);
@@ -683,7 +650,7 @@ static void test_binary_terminator_with_nul(void **state)
     assert_memory_equal(t.bytes, "\0\1", 2);
 
     evt_send_all(fds[0], S("ab\0\1\0c\0\1"));
-    assert_true(run_until_count(loop, &r.n_found, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 2, 5.0));
     assert_int_equal(r.frame_len[0], 2);
     assert_memory_equal(r.frames[0], "ab", 2);
     assert_int_equal(r.frame_len[1], 2);
@@ -709,7 +676,7 @@ static void test_default_collector_in_place_and_assembled(void **state)
     /* Two frames in one read: both handed over in place, back to back in the
      * read buffer, so the second starts right after the first and its "\n". */
     evt_send_all(fds[0], S("hello\nworld!\n"));
-    assert_true(run_until_count(loop, &r.n_found, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 2, 5.0));
     static const char *const want2[] = {"hello", "world!"};
     assert_frames(&r, want2, 2);
     assert_ptr_equal(r.incoming_ptr[1], r.incoming_ptr[0] + 6);
@@ -718,12 +685,12 @@ static void test_default_collector_in_place_and_assembled(void **state)
     static const char spread[] = "spanning several reads\n";
     feeder f;
     feeder_start(&f, loop, fds[0], spread, strlen(spread), 2, 0.002);
-    assert_true(run_until_count(loop, &r.n_found, 3, 10.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 3, 10.0));
     assert_string_equal(r.frames[2], "spanning several reads");
 
     /* An empty frame. */
     evt_send_all(fds[0], S("\n"));
-    assert_true(run_until_count(loop, &r.n_found, 4, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 4, 5.0));
     assert_int_equal(r.frame_len[3], 0);
     assert_int_equal(r.n_collect, 0);
 
@@ -847,7 +814,7 @@ static void test_write_failure_honours_close_when_done(void **state)
     usleep(20000);
     assert_int_equal(evc_chat_push_str(c, "nobody will read this"), 0);
     evc_chat_close_when_done(c);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     assert_int_equal(r.n_error, 0);
     finish_loop(loop);
     rec_free(&r);
@@ -1035,10 +1002,10 @@ static void test_close_when_done_flushes_then_closes(void **state)
 
     sink s;
     sink_start(&s, loop, fds[0], SIZE_MAX);
-    assert_true(run_until(loop, &s.eof, 10.0));
+    assert_true(evt_run_until(loop, &s.eof, 10.0));
     assert_int_equal(s.got.len, want.len);
     assert_memory_equal(s.got.p, want.p, want.len);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     assert_int_equal(released, 1);
     assert_int_equal(late, 0);
     assert_int_equal(r.n_close + r.n_error, 0);
@@ -1091,10 +1058,10 @@ static void test_terminator_changed_in_found_applies_to_buffered(void **state)
         } else {
             feeder f;
             feeder_start(&f, loop, fds[0], msg, strlen(msg), chunk, 0.001);
-            assert_true(run_until(loop, &f.done, 10.0));
+            assert_true(evt_run_until(loop, &f.done, 10.0));
             feeder_stop(&f);
         }
-        assert_true(run_until_count(loop, &r.n_found, 5, 5.0));
+        assert_true(evt_run_until_count(loop, &r.n_found, 5, 5.0));
         evt_run_for(loop, 0.01);
         /* "LEN 0" sets count 0, which behaves as none: no frame for it. */
         static const char *const want[] = {"LEN 5", "hello", "LEN 2", "hi", "LEN 0"};
@@ -1146,7 +1113,7 @@ static void test_get_terminator_and_setters_reject_null(void **state)
     assert_int_equal(t.kind, EVC_TERM_COUNT);
     assert_int_equal(t.count, 10);
     evt_send_all(fds[0], S("abcd"));
-    assert_true(run_until(loop, &r.have_all, 5.0));
+    assert_true(evt_run_until(loop, &r.have_all, 5.0));
     t = evc_chat_get_terminator(c);
     assert_int_equal(t.kind, EVC_TERM_COUNT);
     assert_int_equal(t.count, 6);
@@ -1202,7 +1169,7 @@ static void test_client_connect_flushes_early_pushes(void **state)
     assert_int_equal(evc_chat_connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
     assert_int_equal(evc_chat_connect(c, (struct sockaddr *)&sin, sizeof sin) < 0, 1);
     assert_int_equal(evc_chat_pushf(c, "%s\n", "second"), 0);
-    assert_true(run_until_count(loop, &r.n_connect, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_connect, 1, 5.0));
 
     int peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     assert_true(peer >= 0);
@@ -1219,7 +1186,7 @@ static void test_client_connect_flushes_early_pushes(void **state)
     assert_int_equal(((struct sockaddr_in *)&ss)->sin_port, sin.sin_port);
 
     evt_send_all(peer, S("reply\n"));
-    assert_true(run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
     assert_string_equal(r.frames[0], "reply");
     assert_int_equal(r.n_connect, 1);
     assert_int_equal(r.n_error, 0);
@@ -1244,9 +1211,9 @@ static void test_client_connect_refused_reports_error(void **state)
     assert_int_equal(evc_chat_push_str(c, "never\n"), 0);
     int rc = evc_chat_connect(c, (struct sockaddr *)&sin, sizeof sin);
     if (rc == 0) {
-        assert_true(run_until_count(loop, &r.n_error, 1, 5.0));
+        assert_true(evt_run_until_count(loop, &r.n_error, 1, 5.0));
         assert_int_equal(r.last_err, -ECONNREFUSED);
-        assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+        assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     } else {
         /* A synchronous failure: no callback follows. */
         assert_int_equal(rc, -ECONNREFUSED);
@@ -1277,7 +1244,7 @@ static void test_close_in_found_stops_buffered_frames(void **state)
     /* Sent before the loop runs, so all three frames arrive in one read. */
     evt_send_all(fds[0], S("one\ntwo\nthree\n"));
     shutdown(fds[0], SHUT_WR);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_found, 1);
     assert_int_equal(r.n_collect, 1);
@@ -1299,7 +1266,7 @@ static void test_close_in_collect_stops_everything(void **state)
     assert_int_equal(evc_chat_set_terminator(c, "\n"), 0);
     evt_send_all(fds[0], S("one\ntwo\n"));
     shutdown(fds[0], SHUT_WR);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_collect, 1);
     assert_int_equal(r.n_found + r.n_close + r.n_error, 0);
@@ -1320,7 +1287,7 @@ static void test_close_in_error_stops_everything(void **state)
     evc_chat_set_max_frame(c, 4);
     evt_send_all(fds[0], S("0123456789\nok\n"));
     shutdown(fds[0], SHUT_WR);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_error, 1);
     assert_int_equal(r.last_err, -EMSGSIZE);
@@ -1346,7 +1313,7 @@ static void test_close_in_connect_stops_everything(void **state)
     assert_true(peer >= 0);
     evt_send_all(peer, S("hello\n"));
     shutdown(peer, SHUT_WR);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_connect, 1);
     assert_int_equal(r.n_collect + r.n_found + r.n_close + r.n_error, 0);
@@ -1374,12 +1341,12 @@ static void held_prefix_case(const char *term, const char *sent, bool full_close
         close(fds[0]);
     else
         shutdown(fds[0], SHUT_WR);
-    assert_true(run_until_count(loop, &r.n_close, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_close, 1, 5.0));
     /* Everything the peer sent was collected before handle_close. */
     assert_int_equal(r.at_close.len, strlen(sent));
     assert_memory_equal(r.at_close.p, sent, strlen(sent));
     assert_int_equal(r.n_found, 0);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     if (!full_close)
         close(fds[0]);
     finish_loop(loop);
@@ -1411,10 +1378,10 @@ static void test_default_close_on_eof_writes_pending_replies(void **state)
     shutdown(fds[0], SHUT_WR);
     sink s;
     sink_start(&s, loop, fds[0], SIZE_MAX);
-    assert_true(run_until(loop, &s.eof, 5.0));
+    assert_true(evt_run_until(loop, &s.eof, 5.0));
     assert_int_equal(s.got.len, 5);
     assert_memory_equal(s.got.p, "ping\n", 5);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     sink_stop(&s);
     close(fds[0]);
     finish_loop(loop);
@@ -1440,12 +1407,12 @@ static void test_oversized_frame_fails_only_that_channel(void **state)
 
     /* Exactly at the limit is fine; past it is not. */
     evt_send_all(fds[0], S("0123456789abcdef\n"));
-    assert_true(run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
     assert_int_equal(r.n_error, 0);
     evt_send_all(fds[0], S("0123456789abcdefg"));
-    assert_true(run_until_count(loop, &r.n_error, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_error, 1, 5.0));
     assert_int_equal(r.last_err, -EMSGSIZE);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     assert_int_equal(r.n_found, 1);
     char buf[16];
     assert_true(peer_readable(fds[0]));
@@ -1628,11 +1595,11 @@ static void test_discard_in_found_drops_buffered_input(void **state)
     evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
     assert_int_equal(evc_chat_set_terminator(c, "\n"), 0);
     evt_send_all(fds[0], S("one\ntwo\nthree\npartial"));
-    assert_true(run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_found, 1);
     evt_send_all(fds[0], S("four\n"));
-    assert_true(run_until_count(loop, &r.n_found, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 2, 5.0));
     static const char *const want[] = {"one", "four"};
     assert_frames(&r, want, 2);
     evc_chat_close(c);
@@ -1652,7 +1619,7 @@ static void test_close_is_idempotent_and_destroy_once(void **state)
     assert_int_equal(evc_chat_set_terminator(c, "\n"), 0);
     assert_false(evc_chat_closed(c));
     evt_send_all(fds[0], S("x\n"));
-    assert_true(run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
     /* Closed inside found_terminator; the handle stays valid until on_destroy. */
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_destroy, 1);
@@ -1689,7 +1656,7 @@ static void test_idle_timeout_default_closes(void **state)
     rec r = {0};
     evc_chat *c = rec_new(&r, loop, fds[1], &default_ops);
     evc_chat_set_timeout(c, 0.05);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     char buf[4];
     assert_true(peer_readable(fds[0]));
     assert_int_equal(recv(fds[0], buf, sizeof buf, MSG_DONTWAIT), 0);
@@ -1712,13 +1679,13 @@ static void test_idle_timeout_handler_and_activity(void **state)
     evc_chat_set_timeout(c, 0.3);
     feeder f;
     feeder_start(&f, loop, fds[0], "0123456789", 10, 1, 0.05);   /* 0.5 s in all */
-    assert_true(run_until(loop, &f.done, 5.0));
-    assert_true(run_until(loop, &r.have_all, 5.0));
+    assert_true(evt_run_until(loop, &f.done, 5.0));
+    assert_true(evt_run_until(loop, &r.have_all, 5.0));
     assert_int_equal(r.n_timeout, 0);
     evc_chat_set_timeout(c, 0.05);
 
     /* Idle: the handler runs, every idle period, and the chat stays open. */
-    assert_true(run_until_count(loop, &r.n_timeout, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_timeout, 2, 5.0));
     assert_false(evc_chat_closed(c));
     set_nonblock(fds[0]);
     sink s;
@@ -1736,7 +1703,7 @@ static void test_idle_timeout_handler_and_activity(void **state)
     /* A handler that closes: no callback after it. */
     r.close_in = CLOSE_IN_TIMEOUT;
     evc_chat_set_timeout(c, 0.02);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     assert_int_equal(r.n_timeout, seen + 1);
 
     sink_stop(&s);
@@ -1801,7 +1768,7 @@ static void test_on_destroy_is_the_last_callback(void **state)
             evc_chat_close(c);
         else
             close(fds[0]);
-        assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+        assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
         /* on_destroy may free what release callbacks and producers use. */
         assert_int_equal(o.released, 2);
         assert_int_equal(o.released_after_destroy, 0);
@@ -1918,7 +1885,7 @@ static void test_push_from_timer_is_written(void **state)
     t.w.data = &t;
     ev_timer_start(loop, &t.w);
     /* The peer only blocks in recv: the loop runs between the ticks. */
-    assert_true(run_until_count(loop, &t.ticks, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &t.ticks, 1, 5.0));
     /* Written before the loop slept again: one non-blocking pass suffices. */
     ev_run(loop, EVRUN_NOWAIT);
     char buf[64];
@@ -1926,7 +1893,7 @@ static void test_push_from_timer_is_written(void **state)
     ssize_t n = recv(fds[0], buf, sizeof buf, MSG_DONTWAIT);
     assert_int_equal(n, 7);
     assert_memory_equal(buf, "tick 0\n", 7);
-    assert_true(run_until_count(loop, &t.ticks, 3, 5.0));
+    assert_true(evt_run_until_count(loop, &t.ticks, 3, 5.0));
     ev_run(loop, EVRUN_NOWAIT);
     size_t got = evt_recv_until(fds[0], buf, sizeof buf, "tick 2\n");
     assert_int_equal(got, 14);
@@ -1950,19 +1917,19 @@ static void test_chat_over_pipes(void **state)
     assert_int_equal(evc_chat_set_terminator(reader, "\n"), 0);
 
     assert_int_equal(write(in[1], "a\nbc\nd", 6), 6);
-    assert_true(run_until_count(loop, &rin.n_found, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &rin.n_found, 2, 5.0));
     close(in[1]);
-    assert_true(run_until_count(loop, &rin.n_close, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &rin.n_close, 1, 5.0));
     static const char *const want[] = {"a", "bc"};
     assert_frames(&rin, want, 2);
     /* Collected bytes (terminators dropped), the unterminated "d" included. */
     assert_string_equal(rin.at_close.p, "abcd");
-    assert_true(run_until_count(loop, &rin.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &rin.n_destroy, 1, 5.0));
 
     /* Writes to a pipe, then close_when_done: the reader gets it all, then EOF. */
     assert_int_equal(evc_chat_push_str(writer, "to the pipe\n"), 0);
     evc_chat_close_when_done(writer);
-    assert_true(run_until_count(loop, &rout.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &rout.n_destroy, 1, 5.0));
     char buf[32];
     ssize_t n = read(out[0], buf, sizeof buf);
     assert_int_equal(n, 12);

@@ -113,29 +113,6 @@ static void finish_loop(struct ev_loop *loop)
     ev_loop_destroy(loop);
 }
 
-/*
- * The loop helpers of support.h check their condition between loop passes.  A
- * chat that finishes inside an ev_prepare (writes made before the loop sleeps,
- * and a close or destroy they cause) leaves the pass to sleep in poll with the
- * condition already met; a ticking timer bounds each pass so waits end promptly.
- */
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-static bool run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds)
-{
-    ev_timer tick;
-    ev_timer_init(&tick, tick_cb, 0.002, 0.002);
-    ev_timer_start(loop, &tick);
-    bool ok = evt_run_until_count(loop, counter, target, seconds);
-    ev_timer_stop(loop, &tick);
-    return ok;
-}
-
 /* A chat over one end of a loopback pair; fds[0] is the peer. */
 static evc_chat *pair_chat(rec *r, struct ev_loop *loop, int fds[2], const char *term)
 {
@@ -200,7 +177,7 @@ static void test_read_eagain_and_eintr(void **state)
                          EVW_ERR(EINTR)},
             5);
     evt_send_all(fds[0], S("hello\nworld\n"));
-    assert_true(run_until_count(loop, &r.n_found, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_found, 2, 5.0));
     assert_int_equal(evw_pending(EVW_READ), 0);
     assert_string_equal(r.frames[0], "hello");
     assert_string_equal(r.frames[1], "world");
@@ -228,7 +205,7 @@ static void test_short_reads_keep_frames(void **state)
             steps[i] = EVW_SHORT(step);
         evw_arm(EVW_READ, fds[1], steps, EVW_MAX_STEPS);
         evt_send_all(fds[0], S(msg));
-        assert_true(run_until_count(loop, &r.n_found, 4, 5.0));
+        assert_true(evt_run_until_count(loop, &r.n_found, 4, 5.0));
         assert_string_equal(r.frames[0], "one");
         assert_string_equal(r.frames[1], "two");
         assert_string_equal(r.frames[2], "");
@@ -255,7 +232,7 @@ static void read_fails_case(int err, bool is_close, const char *term, const char
     assert_int_equal(evw_pending(EVW_READ), 1);
     assert_int_equal(r.n_destroy, 0);
     evt_send_all(fds[0], S("Z"));
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     assert_int_equal(evw_pending(EVW_READ), 0);
     if (is_close) {
         assert_int_equal(r.n_close, 1);
@@ -299,7 +276,7 @@ static void test_read_fake_eof_is_a_close(void **state)
     pair_chat(&r, loop, fds, "qqq");
     evw_arm(EVW_READ, fds[1], (evw_step[]){EVW_SHORT(6), EVW_EOF}, 2);
     evt_send_all(fds[0], S("abcqqqdefqq"));
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     /* EOF after "abcqqq": one frame, then handle_close; the rest is never read. */
     assert_int_equal(r.n_found, 1);
     assert_string_equal(r.frames[0], "abc");
@@ -377,7 +354,7 @@ static void test_short_writes_at_every_offset(void **state)
         total = len;
         assert_int_equal(evc_chat_output_pending(c) > 0, 1);
         evc_chat_close_when_done(c);
-        assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+        assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
         if (evw_pending(EVW_SENDMSG) != 0)
             fail_msg("k=%zu: %zu steps left after %lu sendmsg calls", k,
                      evw_pending(EVW_SENDMSG), evw_count(EVW_SENDMSG));
@@ -430,7 +407,7 @@ static void write_fails_case(int err, bool is_close)
     evw_fail(EVW_SENDMSG, fds[1], err, 1);
     int released = 0;
     assert_int_equal(evc_chat_push_ref(c, S("lost"), count_release, &released), 0);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     if (is_close) {
         assert_int_equal(r.n_close, 1);
         assert_int_equal(r.n_error, 0);
@@ -476,7 +453,7 @@ static void test_pipe_writes_short_and_eagain(void **state)
     size_t len;
     char *want = push_mixed(r.chat, &released, &len);
     evc_chat_close_when_done(r.chat);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     assert_int_equal(evw_pending(EVW_WRITEV), 0);
     char *got = malloc(len + 1);
     assert_non_null(got);

@@ -94,29 +94,6 @@ static void finish_loop(struct ev_loop *loop)
     ev_loop_destroy(loop);
 }
 
-/*
- * The loop helpers of support.h check their condition between loop passes.  A
- * chat that finishes inside an ev_prepare (writes made before the loop sleeps,
- * and a close or destroy they cause) leaves the pass to sleep in poll with the
- * condition already met; a ticking timer bounds each pass so waits end promptly.
- */
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-static bool run_until_count(struct ev_loop *loop, const int *counter, int target, double seconds)
-{
-    ev_timer tick;
-    ev_timer_init(&tick, tick_cb, 0.002, 0.002);
-    ev_timer_start(loop, &tick);
-    bool ok = evt_run_until_count(loop, counter, target, seconds);
-    ev_timer_stop(loop, &tick);
-    return ok;
-}
-
 static void unix_path(char *buf, size_t cap, const char *tag)
 {
     snprintf(buf, cap, "/tmp/evc-test-server-%d-%s", (int)getpid(), tag);
@@ -174,7 +151,7 @@ static void listen_and_accept(const char *text, const char *want_prefix, int fam
 
     int c1 = connect_text(addr);
     int c2 = connect_text(addr);
-    assert_true(run_until_count(loop, &r.n_accepted, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_accepted, 2, 5.0));
     for (int i = 0; i < 2; i++) {
         assert_int_equal(r.families[i], family);
         assert_true(r.nonblocking[i]);
@@ -236,7 +213,7 @@ static void test_bind_conflict(void **state)
 
     /* The first keeps serving. */
     int c = connect_text(addr);
-    assert_true(run_until_count(loop, &a.n_accepted, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &a.n_accepted, 1, 5.0));
     evc_server_close(a.server);
     finish_loop(loop);
     assert_int_equal(a.n_destroy, 1);
@@ -294,7 +271,7 @@ static void test_stale_unix_socket_is_replaced(void **state)
     r.server = evc_server_new(loop, text, 0, &srv_ops, &r);
     assert_non_null(r.server);
     int c = connect_text(text);
-    assert_true(run_until_count(loop, &r.n_accepted, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_accepted, 1, 5.0));
     evc_server_close(r.server);
     assert_false(path_exists(path));
     finish_loop(loop);
@@ -319,7 +296,7 @@ static void test_live_unix_path_is_not_stolen(void **state)
     /* The failure did not unlink the live server's path: clients still reach it. */
     assert_true(path_exists(path));
     int c = connect_text(text);
-    assert_true(run_until_count(loop, &a.n_accepted, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &a.n_accepted, 1, 5.0));
 
     /* Nor is a path that is not a socket at all touched. */
     char fpath[108], ftext[120];
@@ -435,7 +412,7 @@ static void test_close_idempotent_destroy_once(void **state)
     /* Two clients wait; the server closes inside the first accept: no second. */
     int c1 = connect_text(addr);
     int c2 = connect_text(addr);
-    assert_true(run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_accepted, 1);
     assert_int_equal(r.n_destroy, 1);
@@ -559,7 +536,7 @@ static void round_trip(const char *listen_text)
     assert_int_equal(evc_chat_connect(client, (struct sockaddr *)&ss, len), 0);
 
     /* The client closes after the reply; the server's chat then sees EOF and closes. */
-    assert_true(run_until_count(loop, &w.destroyed, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &w.destroyed, 2, 5.0));
     assert_int_equal(w.replies, 1);
     assert_int_equal(w.sessions, 1);
     assert_int_equal(w.reply_len, strlen("echo:hello"));
