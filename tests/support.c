@@ -193,23 +193,118 @@ void evt_spawn_server(evt_proc *p, const char *name, const char *const *args)
     snprintf(p->host, sizeof p->host, "%s", hostport);
 }
 
-int evt_stop_server(evt_proc *p, int sig)
+/* Waits up to 10 s for pid to exit; its waitpid status, or -1 after killing it. */
+static int wait_bounded(pid_t pid)
 {
     int status = -1;
-    kill(p->pid, sig);
     for (int i = 0; i < 1000; i++) {
-        pid_t r = waitpid(p->pid, &status, WNOHANG);
-        if (r == p->pid)
-            goto done;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
         usleep(10000);
     }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &status, 0);
-    status = -1;
-done:
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int evt_stop_server(evt_proc *p, int sig)
+{
+    kill(p->pid, sig);
+    int status = wait_bounded(p->pid);
     close(p->out_fd);
     p->pid = -1;
     return status;
+}
+
+/* argv for examples/name: path, then args; asserts they fit. */
+static void example_argv(const char *argv[], size_t max, char *path, size_t cap, const char *name,
+                         const char *const *args)
+{
+    evt_example_path(name, path, cap);
+    size_t argc = 0;
+    argv[argc++] = path;
+    for (size_t i = 0; args && args[i]; i++) {
+        assert_true(argc + 1 < max);
+        argv[argc++] = args[i];
+    }
+    argv[argc] = NULL;
+}
+
+void evt_spawn_client(evt_child *c, const char *name, const char *const *args, bool with_stderr)
+{
+    char path[512];
+    const char *argv[32];
+    example_argv(argv, 32, path, sizeof path, name, args);
+    int in[2], out[2];
+    assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    c->pid = fork();
+    assert_true(c->pid >= 0);
+    if (c->pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        if (with_stderr)
+            dup2(out[1], STDERR_FILENO);
+        signal(SIGPIPE, SIG_DFL);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    c->to_stdin = in[1];
+    c->from_stdout = out[0];
+}
+
+void evt_type(evt_child *c, const char *text)
+{
+    size_t len = strlen(text);
+    assert_int_equal(write(c->to_stdin, text, len), (ssize_t)len);
+}
+
+size_t evt_read_child(evt_child *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (n + 1 >= cap || now.tv_sec - start.tv_sec >= 10)
+            break;
+        struct pollfd pfd = {.fd = c->from_stdout, .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(c->from_stdout, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+int evt_wait_child(evt_child *c)
+{
+    int status = wait_bounded(c->pid);
+    close(c->from_stdout);
+    if (c->to_stdin >= 0)
+        close(c->to_stdin);
+    c->to_stdin = -1;
+    return status;
+}
+
+int evt_run_example(const char *name, const char *const *args, char *out, size_t cap)
+{
+    evt_child c;
+    evt_spawn_client(&c, name, args, true);
+    close(c.to_stdin);          /* stdin: end of input at once */
+    c.to_stdin = -1;
+    char discard[4096];
+    if (out)
+        evt_read_child(&c, out, cap);
+    else
+        while (evt_read_child(&c, discard, sizeof discard) > 0)
+            ;
+    return evt_wait_child(&c);
 }
 
 static void set_timeouts(int fd)

@@ -41,6 +41,26 @@ void evt_spawn_server(evt_proc *p, const char *name, const char *const *args);
 /* Sends sig, waits (up to 10 s) and returns the exit status as from waitpid; kills on timeout. */
 int evt_stop_server(evt_proc *p, int sig);
 
+/* A child running an example program, with its stdin and stdout on pipes. */
+typedef struct evt_child {
+    pid_t pid;
+    int to_stdin;        /* -1 once closed */
+    int from_stdout;
+} evt_child;
+
+/* Starts examples/name with args (NULL-terminated); stderr joins stdout when with_stderr. */
+void evt_spawn_client(evt_child *c, const char *name, const char *const *args, bool with_stderr);
+/* Writes text to the child's stdin; asserts. */
+void evt_type(evt_child *c, const char *text);
+/* Reads the child's output until it ends or 10 s pass; NUL-terminates; returns bytes read. */
+size_t evt_read_child(evt_child *c, char *buf, size_t cap);
+/* Waits up to 10 s for the child to exit and closes its pipes; returns the status as from
+ * waitpid, or -1 if it had to be killed. */
+int evt_wait_child(evt_child *c);
+/* Runs examples/name with args to completion, stdin from /dev/null, stdout and stderr into
+ * out (NUL-terminated; out may be NULL to discard).  Returns the status as from waitpid. */
+int evt_run_example(const char *name, const char *const *args, char *out, size_t cap);
+
 /* Blocking TCP connect with 10 s send/receive timeouts.  Asserts on failure. */
 int evt_connect(const char *host, int port);
 /* Writes everything; asserts on failure. */

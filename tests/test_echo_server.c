@@ -90,39 +90,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs a program with the given argv, stdout and stderr captured; returns its
- * exit status and fills out (NUL-terminated). */
-static int run_program(const char *name, const char *const *args, char *out, size_t cap)
-{
-    char path[512];
-    evt_example_path(name, path, sizeof path);
-    const char *argv[16] = {path};
-    size_t argc = 1;
-    for (size_t i = 0; args[i] && argc < 15; i++)
-        argv[argc++] = args[i];
-    argv[argc] = NULL;
-    int pipefd[2];
-    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pipefd[1], STDOUT_FILENO);
-        dup2(pipefd[1], STDERR_FILENO);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(pipefd[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(pipefd[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return status;
-}
-
 /* ------------------------------------------------------------------ */
 /* echo_server                                                         */
 /* ------------------------------------------------------------------ */
@@ -347,7 +314,7 @@ static void help_exits_zero(void **state)
     for (size_t i = 0; i < 2; i++) {
         char out[2048];
         const char *args[] = {"--help", NULL};
-        int status = run_program(names[i], args, out, sizeof out);
+        int status = evt_run_example(names[i], args, out, sizeof out);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
         assert_non_null(strstr(out, "usage:"));
@@ -362,7 +329,7 @@ static void bad_port_exits_2(void **state)
     for (size_t i = 0; i < 4; i++) {
         char out[1024];
         const char *args[] = {"-p", bad[i], NULL};
-        int status = run_program("echo_server", args, out, sizeof out);
+        int status = evt_run_example("echo_server", args, out, sizeof out);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 2);
         assert_null(strstr(out, "listening on"));
@@ -373,54 +340,8 @@ static void bad_port_exits_2(void **state)
 /* echo_client                                                         */
 /* ------------------------------------------------------------------ */
 
-typedef struct client_proc {
-    pid_t pid;
-    int to_stdin, from_stdout;
-} client_proc;
-
-static void spawn_client(client_proc *c, const char *host, int port)
-{
-    char path[512], port_text[16];
-    evt_example_path("echo_client", path, sizeof path);
-    snprintf(port_text, sizeof port_text, "%d", port);
-    int in[2], out[2];
-    assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-    c->pid = fork();
-    assert_true(c->pid >= 0);
-    if (c->pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        dup2(out[1], STDERR_FILENO);
-        execl(path, path, "-b", host, "-p", port_text, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    c->to_stdin = in[1];
-    c->from_stdout = out[0];
-}
-
-/* Reads the client's output until it ends (it exited) or 10 s pass. */
-static size_t read_output(client_proc *c, char *buf, size_t cap)
-{
-    size_t n = 0;
-    double deadline = now_seconds() + 10.0;
-    while (n + 1 < cap && now_seconds() < deadline) {
-        struct pollfd pfd = {.fd = c->from_stdout, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(c->from_stdout, buf + n, cap - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 /* Reads until the output holds want (or 10 s pass); asserts it then equals want. */
-static void expect_output(client_proc *c, const char *want)
+static void expect_output(evt_child *c, const char *want)
 {
     char buf[1024];
     size_t n = 0, len = strlen(want);
@@ -438,46 +359,30 @@ static void expect_output(client_proc *c, const char *want)
     assert_string_equal(buf, want);
 }
 
-/* Waits up to 10 s for the client to exit; returns its status (-1 if killed). */
-static int wait_client(client_proc *c)
+static void spawn_echo_client(evt_child *c, const char *host, int port)
 {
-    int status = -1;
-    for (int i = 0; i < 1000; i++) {
-        if (waitpid(c->pid, &status, WNOHANG) == c->pid)
-            goto done;
-        usleep(10000);
-    }
-    kill(c->pid, SIGKILL);
-    waitpid(c->pid, &status, 0);
-    status = -1;
-done:
-    close(c->from_stdout);
-    if (c->to_stdin >= 0)
-        close(c->to_stdin);
-    return status;
-}
-
-static void type(client_proc *c, const char *text)
-{
-    assert_int_equal(write(c->to_stdin, text, strlen(text)), (ssize_t)strlen(text));
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", port);
+    const char *args[] = {"-b", host, "-p", port_text, NULL};
+    evt_spawn_client(c, "echo_client", args, true);
 }
 
 static void echo_client_prints_replies_and_ends_after_bye(void **state)
 {
     const evt_proc *p = *state;
-    client_proc c;
-    spawn_client(&c, p->host, p->port);
-    type(&c, "hello\n");
+    evt_child c;
+    spawn_echo_client(&c, p->host, p->port);
+    evt_type(&c, "hello\n");
     expect_output(&c, "hello\n");
-    type(&c, "two\nlines\n");
+    evt_type(&c, "two\nlines\n");
     expect_output(&c, "two\nlines\n");
     /* BYE goes out, comes back, the server closes, and the client ends
      * without its stdin being closed. */
-    type(&c, "Bye\n");
+    evt_type(&c, "Bye\n");
     char rest[256];
-    read_output(&c, rest, sizeof rest);
+    evt_read_child(&c, rest, sizeof rest);
     assert_string_equal(rest, "Bye\n");
-    int status = wait_client(&c);
+    int status = evt_wait_child(&c);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -485,15 +390,15 @@ static void echo_client_prints_replies_and_ends_after_bye(void **state)
 static void echo_client_ends_after_the_replies_at_end_of_input(void **state)
 {
     const evt_proc *p = *state;
-    client_proc c;
-    spawn_client(&c, p->host, p->port);
-    type(&c, "first\nsecond\nno newline at the end");
+    evt_child c;
+    spawn_echo_client(&c, p->host, p->port);
+    evt_type(&c, "first\nsecond\nno newline at the end");
     close(c.to_stdin);
     c.to_stdin = -1;
     char out[256];
-    read_output(&c, out, sizeof out);
+    evt_read_child(&c, out, sizeof out);
     assert_string_equal(out, "first\nsecond\nno newline at the end");
-    int status = wait_client(&c);
+    int status = evt_wait_child(&c);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -509,11 +414,11 @@ static void echo_client_fails_when_it_cannot_connect(void **state)
     assert_int_equal(getsockname(probe, (struct sockaddr *)&sin, &len), 0);
     close(probe);
 
-    client_proc c;
-    spawn_client(&c, "127.0.0.1", ntohs(sin.sin_port));
+    evt_child c;
+    spawn_echo_client(&c, "127.0.0.1", ntohs(sin.sin_port));
     char out[512];
-    read_output(&c, out, sizeof out);
-    int status = wait_client(&c);
+    evt_read_child(&c, out, sizeof out);
+    int status = evt_wait_child(&c);
     assert_true(WIFEXITED(status));
     assert_int_not_equal(WEXITSTATUS(status), 0);
     assert_non_null(strstr(out, "cannot connect"));

@@ -460,55 +460,12 @@ static void chat_room_drops_a_stalled_member_and_stays_small(void **state)
 /* chat_client                                                         */
 /* ------------------------------------------------------------------ */
 
-typedef struct client_proc {
-    pid_t pid;
-    int to_stdin, from_stdout;
-} client_proc;
-
-static void spawn_client(client_proc *c, const evt_proc *room)
+static void spawn_client(evt_child *c, const evt_proc *room)
 {
-    char path[512], port[16];
-    evt_example_path("chat_client", path, sizeof path);
+    char port[16];
     snprintf(port, sizeof port, "%d", room->port);
-    int in[2], out[2];
-    assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-    c->pid = fork();
-    assert_true(c->pid >= 0);
-    if (c->pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        execl(path, path, "-b", room->host, "-p", port, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    c->to_stdin = in[1];
-    c->from_stdout = out[0];
-}
-
-/* Waits up to 10 s for the client to exit; returns its status (-1 if killed). */
-static int wait_client(client_proc *c)
-{
-    int status = -1;
-    for (int i = 0; i < 1000; i++) {
-        if (waitpid(c->pid, &status, WNOHANG) == c->pid)
-            goto done;
-        usleep(10000);
-    }
-    kill(c->pid, SIGKILL);
-    waitpid(c->pid, &status, 0);
-    status = -1;
-done:
-    close(c->from_stdout);
-    if (c->to_stdin >= 0)
-        close(c->to_stdin);
-    return status;
-}
-
-static void type(client_proc *c, const char *text)
-{
-    assert_int_equal(write(c->to_stdin, text, strlen(text)), (ssize_t)strlen(text));
+    const char *args[] = {"-b", room->host, "-p", port, NULL};
+    evt_spawn_client(c, "chat_client", args, false);
 }
 
 static void chat_client_sends_typed_lines_and_prints_the_room(void **state)
@@ -516,14 +473,14 @@ static void chat_client_sends_typed_lines_and_prints_the_room(void **state)
     const evt_proc *p = *state;
     member m[1];
     join(p, m, 1);
-    client_proc c;
+    evt_child c;
     spawn_client(&c, p);
     lines out;
     lines_init(&out, c.from_stdout);
     char line[512];
 
     /* What is typed reaches the room; this also proves the client has joined. */
-    type(&c, "typed in\n");
+    evt_type(&c, "typed in\n");
     expect_line(&m[0].in, line, sizeof line);
     assert_said(line, NULL, "typed in");
 
@@ -531,10 +488,10 @@ static void chat_client_sends_typed_lines_and_prints_the_room(void **state)
     expect_line(&out, line, sizeof line);
     assert_said(line, m[0].name, "to the client");
 
-    type(&c, "exit\n");
+    evt_type(&c, "exit\n");
     expect_line(&out, line, sizeof line);
     assert_string_equal(line, "goodbye");
-    int status = wait_client(&c);
+    int status = evt_wait_child(&c);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
@@ -546,19 +503,19 @@ static void chat_client_ends_at_end_of_input(void **state)
     const evt_proc *p = *state;
     member m[1];
     join(p, m, 1);
-    client_proc c;
+    evt_child c;
     spawn_client(&c, p);
     char line[512];
 
     /* The last line has no "\n": it is still sent when input ends. */
-    type(&c, "first\nlast words");
+    evt_type(&c, "first\nlast words");
     close(c.to_stdin);
     c.to_stdin = -1;
     expect_line(&m[0].in, line, sizeof line);
     assert_said(line, NULL, "first");
     expect_line(&m[0].in, line, sizeof line);
     assert_said(line, NULL, "last words");
-    int status = wait_client(&c);
+    int status = evt_wait_child(&c);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 

@@ -174,24 +174,10 @@ static void time_client_prints_the_time(void **state)
     assert_time_reply(line, 26);
 }
 
+/* The exit code of an example run to completion (it must exit, not die). */
 static int run_program(const char *name, const char *const *args)
 {
-    char path[512];
-    evt_example_path(name, path, sizeof path);
-    const char *argv[16] = {path};
-    for (int i = 0; args[i] && i < 14; i++)
-        argv[i + 1] = args[i];
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = evt_run_example(name, args, NULL, 0);
     assert_true(WIFEXITED(status));
     return WEXITSTATUS(status);
 }
