@@ -254,6 +254,10 @@ EVC_EXPORT void evc_chat_resume(evc_chat *);
 /* With the default collector: the frame collected so far (valid until the next
  * callback returns) and its length.  Inside found_terminator it is the whole frame. */
 EVC_EXPORT const char *evc_chat_incoming(evc_chat *, size_t *len);
+/* Whether frames keep their terminator (default false, as asynchat): when true,
+ * collect_incoming_data and evc_chat_incoming see each frame's terminator bytes at
+ * its end, so a proxy or an echo can pass a frame on with one push. */
+EVC_EXPORT void evc_chat_set_keep_terminator(evc_chat *, bool keep);
 /* Longest string-terminated frame (0: unlimited); past it: handle_error(-EMSGSIZE). */
 EVC_EXPORT void evc_chat_set_max_frame(evc_chat *, size_t max);
 /* Stop reading while more than high bytes wait to be sent; read again below low.

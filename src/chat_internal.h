@@ -12,32 +12,53 @@
 #include <errno.h>
 
 struct evc_chat {
-    evc_dispatcher *disp;
+    /* What every frame and every push touches comes first, so that it shares
+     * a couple of cache lines that the bytes streaming through do not evict. */
+    const char *incoming;   /* default collector: the frame found_terminator sees */
+    size_t incoming_len;
+    /* The push window: room at the end of the tail copy chunk that evc_chat_push
+     * fills with nothing else to check, open only inside the chat's own handlers.
+     * Bytes in [window_start, window) are not yet counted in `out`: push_window_close
+     * counts them, and must run before anything else looks at or changes `out`. */
+    char *window;
+    char *window_end;
+    evc_outq out;
+    size_t quiet_limit;     /* queued bytes a push may reach without crossing either limit
+                             * below (SIZE_MAX when both are off): evc_chat_push's one check */
+    unsigned dispatching;   /* nesting depth of this chat's own event handlers */
+    unsigned framing_changes; /* bumped by a new terminator, keep_terminator, max_frame or
+                               * discard_buffers: deliver_lines stops at once */
+    bool closed;            /* evc_chat_close, or the dispatcher closed (evc_close_all) */
+    bool keep_terminator;   /* frames end with their terminator bytes (evc_chat_set_keep_terminator) */
     const struct evc_chat_ops *ops;
     void *data;
 
+    evc_dispatcher *disp;
     evc_buf in;             /* bytes read and not yet delivered */
     uint64_t in_generation; /* bumped by discard_buffers: stale scan results are dropped */
     evc_scanner scanner;
     evc_buf frame;          /* default collector: a frame that spans reads */
-    const char *incoming;   /* default collector: the frame found_terminator sees */
-    size_t incoming_len;
     size_t frame_bytes;     /* bytes collected in the current string-terminated frame */
     size_t max_frame;
     bool frame_limited;     /* max_frame applies: a string terminator or the default collector */
 
-    evc_outq out;
     size_t low_water, high_water, output_limit;
 
-    unsigned dispatching;   /* nesting depth of this chat's own event handlers */
     bool throttled;         /* reading paused: output above the high-water mark */
     bool producer_waiting;  /* a producer answered EVC_NOT_YET */
     unsigned resumes;       /* evc_chat_resume calls, to notice one made during a fill */
     bool close_queued;      /* close_when_done was called */
     bool eof;               /* the peer closed its side: read no more */
-    bool closed;            /* evc_chat_close, or the dispatcher closed (evc_close_all) */
     bool stillborn;         /* constructor failed: no user callbacks, ever */
 };
+
+/* Recomputes quiet_limit after high_water or output_limit changed. */
+static inline void limits_changed(evc_chat *c)
+{
+    size_t high = c->high_water ? c->high_water : SIZE_MAX;
+    size_t out = c->output_limit ? c->output_limit : SIZE_MAX;
+    c->quiet_limit = high < out ? high : out;
+}
 
 /* The single re-check after a call into user code: may we keep going?
  * evc_close_all closes the dispatcher without going through evc_chat_close;
@@ -51,6 +72,24 @@ static inline bool is_peer_gone(int err)
 {
     return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
            err == -ECONNABORTED || err == -ETIMEDOUT;
+}
+
+/* Counts the bytes pushed through the window into `out` and closes the window. */
+static inline void push_window_close(evc_chat *c)
+{
+    if (!c->window)
+        return;
+    size_t filled = (size_t)(c->window - (c->out.tail_copy + *c->out.tail_len));
+    *c->out.tail_len += filled;
+    c->out.bytes += filled;
+    c->window = c->window_end = NULL;
+}
+
+/* Leaves one of the chat's own handlers: pushes from elsewhere take the full path. */
+static inline void leave_handler(evc_chat *c)
+{
+    push_window_close(c);
+    c->dispatching--;
 }
 
 /* Pushes made outside this chat's own handlers are written before the loop sleeps. */
