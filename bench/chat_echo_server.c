@@ -1,8 +1,8 @@
 /*
  * chat_echo_server: the evchat side of the pipelined echo benchmark.  A line
  * echo server written the way the library means it to be used: a chat per
- * connection with the terminator "\n", the default collector, and a
- * found_terminator that pushes the line and its "\n" back.  Everything else
+ * connection with the terminator "\n" kept on each frame, the default
+ * collector, and a found_terminator that pushes the frame back as it came.  Everything else
  * (reading, framing, queueing, writing, back-pressure) is the library's, so
  * this measures evchat's fast path against bench/ref_echo_server.c.
  *
@@ -16,14 +16,13 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* The default collector hands over the whole line, terminator dropped. */
+/* The default collector hands over the whole line, its "\n" kept. */
 static void echo_line(evc_chat *chat, void *data)
 {
     (void)data;
     size_t len;
     const char *line = evc_chat_incoming(chat, &len);
     evc_chat_push(chat, line, len);
-    evc_chat_push(chat, "\n", 1);
 }
 
 static const struct evc_chat_ops echo_channel = {
@@ -41,6 +40,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
         return;
     }
     evc_chat_set_terminator(chat, "\n");
+    evc_chat_set_keep_terminator(chat, true);
 }
 
 static const struct evc_server_ops echo_server_ops = {

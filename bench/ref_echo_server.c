@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 /* Lines longer than this close the connection: the benchmark sends 32 bytes. */
-#define IN_CAP (16 * 1024)
+#define IN_CAP (64 * 1024)
 /* Stop reading while this much output waits for a slow reader. */
 #define OUT_HIGH (1u << 20)
 #define ACCEPT_BATCH 32

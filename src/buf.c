@@ -170,3 +170,21 @@ void evc__buf_free(evc_buf *b)
     b->len = 0;
     b->cap = 0;
 }
+
+void evc__buf_adopt(evc_buf *b, void *block, size_t cap)
+{
+    assert(b->data == NULL && b->len == 0);
+    b->data = block;
+    b->off = 0;
+    b->cap = cap;
+}
+
+void *evc__buf_detach(evc_buf *b)
+{
+    assert(b->len == 0);
+    void *block = b->data;
+    b->data = NULL;
+    b->off = 0;
+    b->cap = 0;
+    return block;
+}

@@ -48,7 +48,11 @@ static bool write_queue(evc_chat *c)
         int niov = 0, err = 0;
         size_t nbytes = 0;
         unsigned resumes = c->resumes;
+        push_window_close(c);
         evc_outq_state st = evc__outq_iov(&c->out, iov, WRITE_IOVS, &niov, &nbytes, &err);
+        /* A producer's more() may have pushed (and opened the window on a chunk
+         * that the consume below may free). */
+        push_window_close(c);
         if (!user_may_continue(c))
             return false;   /* a producer's callback closed us */
         if (niov > 0) {
@@ -100,6 +104,7 @@ static bool write_queue(evc_chat *c)
 void evc__chat_flush(evc_chat *c)
 {
     const evc_dispatcher_head *h = evc__dispatcher_head(c->disp);
+    push_window_close(c);
     if (!user_may_continue(c) || h->fd < 0 || h->connecting)
         return;
     if (!write_queue(c))
@@ -108,7 +113,7 @@ void evc__chat_flush(evc_chat *c)
         c->throttled = false;
 }
 
-/* The checks every push makes before queueing len more bytes. */
+/* The checks every push makes before queueing len more bytes (window closed). */
 static inline int push_allowed(const evc_chat *c, size_t len)
 {
     if (!user_may_continue(c) || c->close_queued)
@@ -118,9 +123,29 @@ static inline int push_allowed(const evc_chat *c, size_t len)
     return 0;
 }
 
-/* evc_chat_push for everything but the common case. */
+/*
+ * Opens the push window after a push from the chat's own handler left a copy
+ * chunk at the tail: the room in it, but no more than keeps the queue at or
+ * below both limits, so pushes into the window never have to throttle reading,
+ * fail or schedule a write.
+ */
+static void push_window_open(evc_chat *c)
+{
+    const evc_outq *q = &c->out;
+    if (!c->dispatching || c->closed || !q->tail_copy || q->bytes >= c->quiet_limit)
+        return;
+    size_t room = q->tail_cap - *q->tail_len;
+    size_t allowed = c->quiet_limit - q->bytes;
+    c->window = q->tail_copy + *q->tail_len;
+    c->window_end = c->window + (room < allowed ? room : allowed);
+}
+
+/* evc_chat_push for everything but a push into the open window. */
 static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, size_t len)
 {
+    if (!c || (!bytes && len > 0))
+        return -EINVAL;
+    push_window_close(c);
     int rc = push_allowed(c, len);
     if (rc < 0 || len == 0)
         return rc;
@@ -130,29 +155,48 @@ static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, s
             return rc;
     }
     output_added(c);
+    push_window_open(c);
     return 0;
+}
+
+/* A 16-byte unit for copy_bytes: the compiler moves it with one load and one store. */
+typedef struct { char b[16]; } block16;
+
+/* memcpy, with the short replies of line protocols (16 to 64 bytes) copied
+ * inline by overlapping 16-byte moves instead of a call into libc. */
+static inline void copy_bytes(char *dst, const char *src, size_t len)
+{
+    if (len - 16 > 48) {
+        memcpy(dst, src, len);
+        return;
+    }
+    block16 first, last;
+    memcpy(&first, src, 16);
+    memcpy(&last, src + len - 16, 16);
+    if (len > 32) {
+        block16 second, before_last;
+        memcpy(&second, src + 16, 16);
+        memcpy(&before_last, src + len - 32, 16);
+        memcpy(dst + 16, &second, 16);
+        memcpy(dst + len - 32, &before_last, 16);
+    }
+    memcpy(dst, &first, 16);
+    memcpy(dst + len - 16, &last, 16);
 }
 
 int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
 {
-    if (!c || !bytes)
-        return c && len == 0 ? push_slow(c, bytes, 0) : -EINVAL;
     /*
-     * The common case is a reply pushed from the chat's own callback into a
-     * tail copy chunk with room, below every limit: then it is one memcpy and
-     * nothing else has to happen (no throttling, no write to schedule).  This
-     * is push_allowed, evc__outq_append and output_added with their answers known.
+     * The common case is a reply pushed from the chat's own callback while the
+     * window is open: then it is a copy and nothing else has to happen (no
+     * limit to check, no throttling, no write to schedule; push_window_open
+     * answered all of that for the whole window).  len - 1 makes a push of 0
+     * bytes take the full path, which reports a closed chat.  The closed test
+     * catches evc_close_all, which closes the chat without a call into it.
      */
-    evc_outq *q = &c->out;
-    size_t total = q->bytes + len;
-    if (!c->closed && !c->close_queued && c->dispatching && q->tail_copy &&
-        len <= q->tail_cap - *q->tail_len && total >= len &&
-        (c->output_limit == 0 || total <= c->output_limit) &&
-        (c->high_water == 0 || total <= c->high_water)) {
-        char *dst = q->tail_copy + *q->tail_len;
-        *q->tail_len += len;
-        q->bytes = total;
-        memcpy(dst, bytes, len);
+    if (c && bytes && len - 1 < (size_t)(c->window_end - c->window) && !c->closed) {
+        copy_bytes(c->window, bytes, len);
+        c->window += len;
         return 0;
     }
     return push_slow(c, bytes, len);
@@ -194,6 +238,7 @@ int evc_chat_push_ref(evc_chat *c, const void *bytes, size_t len, void (*release
 {
     if (!c || (!bytes && len > 0))
         return -EINVAL;
+    push_window_close(c);
     int rc = push_allowed(c, len);
     if (rc < 0)
         return rc;
@@ -207,6 +252,7 @@ int evc_chat_push_with_producer(evc_chat *c, evc_producer *p)
 {
     if (!c || !p)
         return -EINVAL;
+    push_window_close(c);
     int rc = push_allowed(c, 0);
     if (rc < 0)
         return rc;
@@ -220,6 +266,7 @@ void evc_chat_close_when_done(evc_chat *c)
 {
     if (!c || c->closed || c->close_queued)
         return;
+    push_window_close(c);
     if (evc__outq_push_close(&c->out) < 0) {
         evc_chat_close(c);   /* out of memory: closing now beats never closing */
         return;
@@ -244,8 +291,10 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
 {
     if (high && low > high)
         return -EINVAL;
+    push_window_close(c);
     c->low_water = low;
     c->high_water = high;
+    limits_changed(c);
     c->throttled = high && c->out.bytes > high;
     evc_dispatcher_update(c->disp);
     return 0;
@@ -253,10 +302,13 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
 
 void evc_chat_set_output_limit(evc_chat *c, size_t max)
 {
+    push_window_close(c);
     c->output_limit = max;
+    limits_changed(c);
 }
 
 size_t evc_chat_output_pending(const evc_chat *c)
 {
-    return c->out.bytes;
+    size_t in_window = c->window ? (size_t)(c->window - (c->out.tail_copy + *c->out.tail_len)) : 0;
+    return c->out.bytes + in_window;
 }

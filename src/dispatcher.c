@@ -519,3 +519,8 @@ void evc__dispatcher_touch(evc_dispatcher *d)
 {
     d->last_activity = ev_now(d->loop);
 }
+
+evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *d)
+{
+    return d->entry;
+}

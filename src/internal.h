@@ -60,6 +60,11 @@ void evc__buf_clear(evc_buf *);
 void evc__buf_trim(evc_buf *);
 /* Frees the block and the content. */
 void evc__buf_free(evc_buf *);
+/* Hands an empty buffer that has no block the cap-byte block (from malloc). */
+void evc__buf_adopt(evc_buf *, void *block, size_t cap);
+/* Takes the block away from an empty buffer, which is left without one; the
+ * caller frees or reuses it.  NULL when there was none. */
+void *evc__buf_detach(evc_buf *);
 
 /* ------------------------------------------------------------------ */
 /* Framing engine (scanner.c): pure; bytes in, frame boundaries out.  */
@@ -296,5 +301,16 @@ int evc__registry_oob_add(evc_loop_entry *, int fd, evc_reg_link *);
 void evc__registry_oob_del(evc_loop_entry *, int fd);
 /* Urgent data arrived on the dispatcher's fd (dispatcher.c). */
 void evc__dispatcher_expt(evc_dispatcher *);
+
+/* A chat's read block, and how many spare ones a loop keeps. */
+#define EVC_READ_BLOCK ((size_t)65536)
+#define EVC_POOL_BLOCKS 8
+/* A read block of EVC_READ_BLOCK bytes: a spare one of the loop's, or a new one
+ * (NULL when out of memory).  Only from the loop's own thread. */
+void *evc__registry_block_take(evc_loop_entry *);
+/* Gives a read block back to the loop's spares (or frees it when they are full). */
+void evc__registry_block_give(evc_loop_entry *, void *block);
+/* The dispatcher's loop entry (dispatcher.c). */
+evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *);
 
 #endif /* EVC_INTERNAL_H */
