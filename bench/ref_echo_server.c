@@ -26,7 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Lines longer than this close the connection: the benchmark sends 32 bytes. */
+/* One read takes up to this much: the same 64 KiB evchat reads (bench/README.md).
+ * Lines longer than this close the connection: the benchmark sends 32 bytes. */
 #define IN_CAP (64 * 1024)
 /* Stop reading while this much output waits for a slow reader. */
 #define OUT_HIGH (1u << 20)
