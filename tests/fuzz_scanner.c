@@ -8,11 +8,15 @@
  * the two event streams differ, if a byte-string stream differs from the
  * obvious reference, or if any byte was not examined exactly once.  Each scan's
  * input is its own exact-size allocation, so ASan catches any over-read.
+ * For a one-byte terminator the line cursor (lines.h, the chat's line fast
+ * path) must also find exactly the positions memchr finds, in the whole stream
+ * and in each piece between the split points.
  *
  * Header layout: kind, flags, then for a byte string a length and its bytes,
  * for a count 8 little-endian bytes; then a split count and 2 bytes per split.
  */
 #include "internal.h"
+#include "lines.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -206,6 +210,40 @@ static int cmp_size(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The line cursor over [p, p + n) finds what repeated memchr finds; aborts if not. */
+static void check_line_cursor(const uint8_t *p, size_t n, uint8_t term)
+{
+    const char *start = (const char *)p, *end = start + n, *expect = start;
+    evc_line_cursor lc;
+    evc__lines_init(&lc, start, end, term);
+    for (;;) {
+        const char *want = expect < end ? memchr(expect, term, (size_t)(end - expect)) : NULL;
+        const char *got = evc__lines_next(&lc);
+        if (got != want)
+            abort();
+        if (!got)
+            break;
+        expect = got + 1;
+    }
+}
+
+/* check_line_cursor on each piece between cuts, each copied to its own exact-size allocation. */
+static void check_line_cursor_pieces(const uint8_t *stream, size_t len, const size_t *cuts,
+                                     size_t ncuts, uint8_t term)
+{
+    size_t from = 0;
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t to = i < ncuts ? cuts[i] : len;
+        uint8_t *piece = malloc(to - from ? to - from : 1);
+        if (!piece)
+            abort();
+        memcpy(piece, stream + from, to - from);
+        check_line_cursor(piece, to - from, term);
+        free(piece);
+        from = to;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *p = data, *end = data + size;
@@ -259,6 +297,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < ncuts; i++)
         cuts[i] = (size_t)(cut_bytes[2 * i] | cut_bytes[2 * i + 1] << 8) % (len + 1);
     qsort(cuts, ncuts, sizeof(*cuts), cmp_size);
+
+    if (sp.kind == EVC_TERM_BYTES && sp.term_len == 1) {
+        check_line_cursor(stream, len, sp.term[0]);
+        check_line_cursor_pieces(stream, len, cuts, ncuts, sp.term[0]);
+    }
 
     bytes whole, split, bytewise;
     run(&sp, stream, len, NULL, 0, &whole);
