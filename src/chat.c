@@ -51,12 +51,16 @@ void evc__chat_report_error(evc_chat *c, int err)
 /* ------------------------------------------------------------------ */
 
 /* Once every byte read was delivered the chat needs no input block until its
- * next read: a read block goes back to the loop's pool, any other is freed. */
+ * next read: a read block goes back to the loop's pool, any other is freed.
+ * A few bytes held back as a terminator prefix move to a small block, so a
+ * channel that goes quiet in the middle of a terminator does not keep 64 KiB. */
 static void input_drained(evc_chat *c)
 {
-    if (c->in.len > 0 || !c->in.data)
+    if (!c->in.data)
         return;
-    if (c->in.cap == EVC_READ_BLOCK)
+    if (c->in.len > 0)
+        evc__buf_trim(&c->in);
+    else if (c->in.cap == EVC_READ_BLOCK)
         evc__registry_block_give(evc__dispatcher_entry(c->disp), evc__buf_detach(&c->in));
     else
         evc__buf_trim(&c->in);
