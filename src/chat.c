@@ -184,7 +184,7 @@ static bool deliver_lines(evc_chat *c)
         p = hit + 1;
         if (found) {
             found(c, data);
-            if (framing != c->framing_changes || c->closed)
+            if (framing != c->framing_changes || c->closed || delivery_paused(c))
                 break;
         }
     }
@@ -223,7 +223,7 @@ static void process_input(evc_chat *c)
     if (!user_may_continue(c))
         return;
     /* Every exit from user code below re-checks before going round again. */
-    while (c->in.len > 0) {
+    while (c->in.len > 0 && !delivery_paused(c)) {
         if (lines_apply(c)) {
             if (!deliver_lines(c))
                 return;
@@ -257,7 +257,23 @@ static void process_input(evc_chat *c)
             break;      /* only a possible terminator prefix is left: wait for more */
         }
     }
+    c->input_held = c->in.len > 0 && delivery_paused(c);
     input_drained(c);
+}
+
+/*
+ * Delivers frames held at the high-water mark once the queue has drained
+ * below the low mark, writing after each batch, until they are all delivered
+ * or the mark is crossed again.  Nothing new is read meanwhile, so a peer's
+ * requests cannot pile up in the input while their replies pile up in the output.
+ */
+static void deliver_held_frames(evc_chat *c)
+{
+    while (c->input_held && !c->throttled && user_may_continue(c)) {
+        c->input_held = false;
+        process_input(c);
+        evc__chat_flush(c);
+    }
 }
 
 /* The peer closed: deliver what was held back as a possible terminator prefix. */
@@ -276,6 +292,12 @@ static void deliver_held(evc_chat *c)
 void evc__chat_peer_closed(evc_chat *c)
 {
     c->eof = true;
+    if (c->input_held) {
+        c->input_held = false;
+        process_input(c);
+        if (!user_may_continue(c))
+            return;
+    }
     deliver_held(c);
     if (!user_may_continue(c))
         return;
@@ -291,6 +313,11 @@ void evc__chat_peer_closed(evc_chat *c)
 
 static void read_some(evc_chat *c)
 {
+    if (c->input_held) {
+        deliver_held_frames(c);
+        if (c->input_held || !user_may_continue(c))
+            return;
+    }
     int fd = evc__dispatcher_head(c->disp)->fd;
     if (!c->in.data) {
         void *block = evc__registry_block_take(evc__dispatcher_entry(c->disp));
@@ -324,13 +351,17 @@ static bool chat_readable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    return !c->eof && !c->throttled;
+    return !c->eof && !c->throttled && !c->input_held;
 }
 
 static bool chat_writable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     if (evc__dispatcher_head(d)->connecting)
+        return true;
+    /* Held frames that may go on now are delivered from handle_write, which a
+     * writable socket calls at once. */
+    if (c->input_held && !c->throttled)
         return true;
     return !evc__outq_empty(&c->out) && !c->producer_waiting;
 }
@@ -342,6 +373,7 @@ static void chat_handle_read(evc_dispatcher *d, void *data)
     c->dispatching++;
     read_some(c);
     evc__chat_flush(c);
+    deliver_held_frames(c);
     leave_handler(c);
 }
 
@@ -351,6 +383,7 @@ static void chat_handle_write(evc_dispatcher *d, void *data)
     (void)d;
     c->dispatching++;
     evc__chat_flush(c);
+    deliver_held_frames(c);
     leave_handler(c);
 }
 
@@ -543,6 +576,7 @@ void evc_chat_discard_buffers(evc_chat *c)
     c->close_queued = false;
     c->producer_waiting = false;
     c->throttled = false;
+    c->input_held = false;
     /* Reading may have been paused for the output just dropped, with write
      * interest armed on a full socket: nothing would wake the chat again.
      * Inside its own handlers the dispatcher re-asks on the way out. */

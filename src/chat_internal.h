@@ -45,6 +45,8 @@ struct evc_chat {
     size_t low_water, high_water, output_limit;
 
     bool throttled;         /* reading paused: output above the high-water mark */
+    bool input_held;        /* frames left in `in` when the mark was crossed, delivered
+                             * once the queue drains (before anything more is read) */
     bool producer_waiting;  /* a producer answered EVC_NOT_YET */
     unsigned resumes;       /* evc_chat_resume calls, to notice one made during a fill */
     bool close_queued;      /* close_when_done was called */
@@ -107,5 +109,11 @@ void evc__chat_report_error(evc_chat *c, int err);
 void evc__chat_peer_closed(evc_chat *c);
 /* Writes what the kernel takes now, unless closed, unconnected or connecting. */
 void evc__chat_flush(evc_chat *c);
+/* Delivery stops at the high-water mark, except at EOF: the peer sends no more,
+ * and what it sent before closing is answered. */
+static inline bool delivery_paused(const evc_chat *c)
+{
+    return c->throttled && !c->eof;
+}
 
 #endif /* EVC_CHAT_INTERNAL_H */

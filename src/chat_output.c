@@ -296,6 +296,9 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
     c->high_water = high;
     limits_changed(c);
     c->throttled = high && c->out.bytes > high;
+    /* Frames held at the old mark are delivered before the loop sleeps. */
+    if (c->input_held && !c->throttled && c->dispatching == 0)
+        evc__dispatcher_schedule_write(c->disp);
     evc_dispatcher_update(c->disp);
     return 0;
 }
