@@ -260,7 +260,8 @@ EVC_EXPORT const char *evc_chat_incoming(evc_chat *, size_t *len);
 EVC_EXPORT void evc_chat_set_keep_terminator(evc_chat *, bool keep);
 /* Longest string-terminated frame (0: unlimited); past it: handle_error(-EMSGSIZE). */
 EVC_EXPORT void evc_chat_set_max_frame(evc_chat *, size_t max);
-/* Stop reading while more than high bytes wait to be sent; read again below low.
+/* Stop reading (and delivering frames already read) while more than high bytes wait
+ * to be sent; go on below low.
  * 0 for high turns it off.  -EINVAL if low > high. */
 EVC_EXPORT int evc_chat_set_watermarks(evc_chat *, size_t low, size_t high);
 /* Pushes that would queue more than max bytes fail with -ENOBUFS (0: unlimited). */
