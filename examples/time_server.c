@@ -32,8 +32,9 @@ static void send_time(evc_chat *chat, void *data)
     time_t now = time(NULL);
     char text[64];
     ctime_r(&now, text);                 /* "Sun Nov 22 05:56:00 2026\n" */
-    text[strcspn(text, "\n")] = '\0';
-    evc_chat_pushf(chat, "%s\r\n", text);
+    size_t len = strcspn(text, "\n");
+    memcpy(text + len, "\r\n", 2);       /* ctime's "\n" becomes the protocol's "\r\n" */
+    evc_chat_push(chat, text, len + 2);
     evc_chat_close_when_done(chat);
 }
 
