@@ -397,3 +397,37 @@ void evt_close_reset(int fd)
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
 }
+
+void evt_bytes_add(evt_bytes *b, const void *d, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        assert_non_null(b->p);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, d, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void evt_bytes_adds(evt_bytes *b, const char *z)
+{
+    evt_bytes_add(b, z, strlen(z));
+}
+
+void evt_bytes_reset(evt_bytes *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void evt_bytes_free(evt_bytes *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}

@@ -74,4 +74,19 @@ void evt_tcp_pair(int fds[2]);
 /* Closes fd with SO_LINGER 0 so the peer sees a reset. */
 void evt_close_reset(int fd);
 
+/* A growable byte string, always NUL-terminated once used, for what a test collects.
+ * A zeroed one is empty. */
+typedef struct evt_bytes {
+    char *p;
+    size_t len, cap;
+} evt_bytes;
+/* Appends n bytes; asserts on out of memory. */
+void evt_bytes_add(evt_bytes *, const void *, size_t n);
+/* Appends a C string. */
+void evt_bytes_adds(evt_bytes *, const char *);
+/* Empties it, keeping the memory. */
+void evt_bytes_reset(evt_bytes *);
+/* Frees it and leaves it empty. */
+void evt_bytes_free(evt_bytes *);
+
 #endif

@@ -31,50 +31,6 @@
 #define S(lit) (lit), (sizeof(lit) - 1)
 
 /* ------------------------------------------------------------------ */
-/* Growable byte strings                                               */
-/* ------------------------------------------------------------------ */
-
-typedef struct gbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-} gbuf;
-
-static void gbuf_add(gbuf *b, const void *d, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        assert_non_null(b->p);
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, d, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void gbuf_adds(gbuf *b, const char *z)
-{
-    gbuf_add(b, z, strlen(z));
-}
-
-static void gbuf_reset(gbuf *b)
-{
-    b->len = 0;
-    if (b->p)
-        b->p[0] = '\0';
-}
-
-static void gbuf_free(gbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-/* ------------------------------------------------------------------ */
 /* A recording chat: counts every callback, keeps every frame          */
 /* ------------------------------------------------------------------ */
 
@@ -92,8 +48,8 @@ enum {
 typedef struct rec rec;
 struct rec {
     evc_chat *chat;
-    gbuf cur;                 /* collected since the last found_terminator */
-    gbuf all;                 /* everything collected */
+    evt_bytes cur;                 /* collected since the last found_terminator */
+    evt_bytes all;                 /* everything collected */
     char *frames[MAX_FRAMES];
     size_t frame_len[MAX_FRAMES];
     const char *incoming_ptr[MAX_FRAMES];
@@ -101,7 +57,7 @@ struct rec {
     int n_collect, n_found, n_close, n_error, n_timeout, n_connect, n_destroy;
     int last_err;
     int late_calls;           /* callbacks made after the chat was closed or destroyed */
-    gbuf at_close;            /* `all` as handle_close saw it */
+    evt_bytes at_close;            /* `all` as handle_close saw it */
     size_t want_all;          /* have_all turns true once `all` holds this many bytes */
     bool have_all;
     bool destroyed;
@@ -146,8 +102,8 @@ static void rec_collect(evc_chat *c, const char *p, size_t n, void *data)
     check_alive(r, c);
     assert_true(n > 0);
     r->n_collect++;
-    gbuf_add(&r->cur, p, n);
-    gbuf_add(&r->all, p, n);
+    evt_bytes_add(&r->cur, p, n);
+    evt_bytes_add(&r->all, p, n);
     if (r->want_all && r->all.len >= r->want_all)
         r->have_all = true;
     if (r->close_in & CLOSE_IN_COLLECT)
@@ -174,7 +130,7 @@ static void rec_found(evc_chat *c, void *data)
     r->n_found++;
     add_frame(r, r->cur.p ? r->cur.p : "", r->cur.len, NULL);
     after_found(r, c, r->cur.p ? r->cur.p : "", r->cur.len);
-    gbuf_reset(&r->cur);
+    evt_bytes_reset(&r->cur);
 }
 
 /* found_terminator for the default collector: the frame is evc_chat_incoming. */
@@ -195,7 +151,7 @@ static void rec_close(evc_chat *c, void *data)
     rec *r = data;
     check_alive(r, c);
     r->n_close++;
-    gbuf_add(&r->at_close, r->all.p ? r->all.p : "", r->all.len);
+    evt_bytes_add(&r->at_close, r->all.p ? r->all.p : "", r->all.len);
     if (!r->keep_open)
         evc_chat_close(c);
 }
@@ -275,9 +231,9 @@ static void rec_free(rec *r)
 {
     for (int i = 0; i < r->n_frames; i++)
         free(r->frames[i]);
-    gbuf_free(&r->cur);
-    gbuf_free(&r->all);
-    gbuf_free(&r->at_close);
+    evt_bytes_free(&r->cur);
+    evt_bytes_free(&r->all);
+    evt_bytes_free(&r->at_close);
     assert_int_equal(r->late_calls, 0);
 }
 
@@ -370,7 +326,7 @@ static void feeder_stop(feeder *f)
 typedef struct sink {
     ev_io w;
     struct ev_loop *loop;
-    gbuf got;
+    evt_bytes got;
     size_t want;
     bool have;     /* got.len >= want, or EOF */
     bool eof;
@@ -384,7 +340,7 @@ static void sink_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (;;) {
         ssize_t n = recv(w->fd, tmp, sizeof tmp, MSG_DONTWAIT);
         if (n > 0) {
-            gbuf_add(&s->got, tmp, (size_t)n);
+            evt_bytes_add(&s->got, tmp, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -420,7 +376,7 @@ static void sink_wait(sink *s, size_t want)
 static void sink_stop(sink *s)
 {
     ev_io_stop(s->loop, &s->w);
-    gbuf_free(&s->got);
+    evt_bytes_free(&s->got);
 }
 
 /* A port on 127.0.0.1 with nobody listening. */
@@ -839,28 +795,28 @@ static void test_push_flavours_in_one_fifo(void **state)
     int released = 0;
     slow_prod slow = {.text = "<slow>"};
 
-    gbuf want = {0};
+    evt_bytes want = {0};
     assert_int_equal(evc_chat_push(c, S("push;")), 0);
-    gbuf_adds(&want, "push;");
+    evt_bytes_adds(&want, "push;");
     assert_int_equal(evc_chat_push_str(c, "str;"), 0);
-    gbuf_adds(&want, "str;");
+    evt_bytes_adds(&want, "str;");
     assert_int_equal(evc_chat_pushf(c, "%d-%s;", 42, longtext), 0);
-    gbuf_adds(&want, "42-");
-    gbuf_adds(&want, longtext);
-    gbuf_adds(&want, ";");
+    evt_bytes_adds(&want, "42-");
+    evt_bytes_adds(&want, longtext);
+    evt_bytes_adds(&want, ";");
     assert_int_equal(evc_chat_push_ref(c, S(refbytes), count_release, &released), 0);
-    gbuf_adds(&want, refbytes);
+    evt_bytes_adds(&want, refbytes);
     evc_producer *sp = evc_simple_producer_new(S(simple), 8);
     assert_non_null(sp);
     assert_int_equal(evc_chat_push_with_producer(c, sp), 0);
-    gbuf_adds(&want, simple);
+    evt_bytes_adds(&want, simple);
     size_t before_slow = want.len;
     evc_producer *slp = evc_producer_new(&slow_ops, &slow);
     assert_non_null(slp);
     assert_int_equal(evc_chat_push_with_producer(c, slp), 0);
-    gbuf_adds(&want, slow.text);
+    evt_bytes_adds(&want, slow.text);
     assert_int_equal(evc_chat_push_str(c, ";tail"), 0);
-    gbuf_adds(&want, ";tail");
+    evt_bytes_adds(&want, ";tail");
     assert_true(evc_chat_output_pending(c) > 0);
     assert_int_equal(released, 0);   /* nothing is sent before the loop runs */
 
@@ -888,7 +844,7 @@ static void test_push_flavours_in_one_fifo(void **state)
     assert_int_equal(evc_chat_output_pending(c), 0);
 
     sink_stop(&s);
-    gbuf_free(&want);
+    evt_bytes_free(&want);
     evc_chat_close(c);
     close(fds[0]);
     finish_loop(loop);
@@ -977,16 +933,16 @@ static void test_close_when_done_flushes_then_closes(void **state)
     assert_non_null(big);
     for (size_t i = 0; i < big_len; i++)
         big[i] = (char)('A' + i % 23);
-    gbuf want = {0};
+    evt_bytes want = {0};
     assert_int_equal(evc_chat_push_str(c, "head;"), 0);
-    gbuf_adds(&want, "head;");
+    evt_bytes_adds(&want, "head;");
     evc_producer *p = evc_simple_producer_new(big, big_len, 100);
     assert_non_null(p);
     assert_int_equal(evc_chat_push_with_producer(c, p), 0);
-    gbuf_add(&want, big, big_len);
+    evt_bytes_add(&want, big, big_len);
     int released = 0;
     assert_int_equal(evc_chat_push_ref(c, S(";ref"), count_release, &released), 0);
-    gbuf_adds(&want, ";ref");
+    evt_bytes_adds(&want, ";ref");
     evc_chat_close_when_done(c);
 
     /* Nothing can be queued behind the close. */
@@ -1011,7 +967,7 @@ static void test_close_when_done_flushes_then_closes(void **state)
     assert_int_equal(r.n_close + r.n_error, 0);
 
     sink_stop(&s);
-    gbuf_free(&want);
+    evt_bytes_free(&want);
     free(big);
     close(fds[0]);
     finish_loop(loop);
@@ -1486,13 +1442,13 @@ static void test_reader_that_never_reads_bounds_memory(void **state)
 
     /* 4 MiB of numbered 64-byte lines. */
     const size_t line = 64, lines = 65536;
-    gbuf text = {0};
+    evt_bytes text = {0};
     for (size_t i = 0; i < lines; i++) {
         char l[80];
         int n = snprintf(l, sizeof l, "%08zu:", i);
         memset(l + n, 'a' + (int)(i % 26), line - 1 - (size_t)n);
         l[line - 1] = '\n';
-        gbuf_add(&text, l, line);
+        evt_bytes_add(&text, l, line);
     }
     flooder f = {.data = text.p, .len = text.len};
     ev_io_init(&f.w, flooder_cb, fds[0], EV_WRITE);
@@ -1525,7 +1481,7 @@ static void test_reader_that_never_reads_bounds_memory(void **state)
 
     ev_io_stop(loop, &f.w);
     sink_stop(&s);
-    gbuf_free(&text);
+    evt_bytes_free(&text);
     evc_chat_close(c);
     close(fds[0]);
     finish_loop(loop);

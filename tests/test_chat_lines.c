@@ -1,7 +1,7 @@
 /*
  * Tests of the chat's line fast path and push window over real loopback
  * sockets: frames that keep their terminator, the fast path giving exactly the
- * frames the general rules give however the bytes arrive, every change a
+ * frames the general rules give however the evt_bytes arrive, every change a
  * found_terminator can make in the middle of a buffer full of lines, and
  * pushes from inside callbacks (counted, ordered, bounded) while they go
  * through the push window.
@@ -27,48 +27,21 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------------ */
-/* Growable bytes                                                      */
+/* Frames as bytes                                                     */
 /* ------------------------------------------------------------------ */
 
-typedef struct bytes {
-    char *p;
-    size_t len, cap;
-} bytes;
-
-static void bytes_add(bytes *b, const void *d, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        assert_non_null(b->p);
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, d, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
 /* Appends one frame as "<len>:<bytes>|", so frame boundaries are part of the comparison. */
-static void bytes_add_frame(bytes *b, const char *p, size_t n)
+static void bytes_add_frame(evt_bytes *b, const char *p, size_t n)
 {
     char head[32];
     int h = snprintf(head, sizeof head, "%zu:", n);
-    bytes_add(b, head, (size_t)h);
-    bytes_add(b, p, n);
-    bytes_add(b, "|", 1);
-}
-
-static void bytes_free(bytes *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
+    evt_bytes_add(b, head, (size_t)h);
+    evt_bytes_add(b, p, n);
+    evt_bytes_add(b, "|", 1);
 }
 
 /* The frames a stream gives with a one-or-more-byte terminator, as bytes_add_frame records them. */
-static void expected_frames(bytes *out, const char *s, size_t n, const char *term, bool keep)
+static void expected_frames(evt_bytes *out, const char *s, size_t n, const char *term, bool keep)
 {
     size_t tl = strlen(term), start = 0;
     for (size_t i = 0; i + tl <= n;) {
@@ -90,11 +63,11 @@ typedef struct rec rec;
 struct rec {
     evc_chat *chat;
     struct ev_loop *loop;
-    bytes frames;           /* every frame, bytes_add_frame'd */
-    bytes cur;              /* user collector: the frame so far */
+    evt_bytes frames;           /* every frame, bytes_add_frame'd */
+    evt_bytes cur;              /* user collector: the frame so far */
     int n_found, n_error, last_err, n_destroy, late_calls;
     bool destroyed;
-    size_t bytes_in;        /* bytes of all frames */
+    size_t bytes_in;        /* evt_bytes of all frames */
     /* Called with each frame after it is recorded. */
     void (*hook)(rec *, const char *frame, size_t len);
     int hook_arg;
@@ -128,16 +101,16 @@ static void rec_collect(evc_chat *c, const char *p, size_t n, void *data)
 {
     rec *r = data;
     (void)c;
-    bytes_add(&r->cur, p, n);
+    evt_bytes_add(&r->cur, p, n);
 }
 
 static void rec_found_collected(evc_chat *c, void *data)
 {
     rec *r = data;
-    bytes frame = r->cur;
+    evt_bytes frame = r->cur;
     memset(&r->cur, 0, sizeof r->cur);
     found_frame(r, c, frame.p ? frame.p : "", frame.len);
-    bytes_free(&frame);
+    evt_bytes_free(&frame);
 }
 
 static void rec_error(evc_chat *c, int err, void *data)
@@ -214,8 +187,8 @@ static void pair_close(pair *p, rec *r)
     ev_loop_destroy(p->loop);
     assert_int_equal(r->late_calls, 0);
     assert_true(r->destroyed);
-    bytes_free(&r->frames);
-    bytes_free(&r->cur);
+    evt_bytes_free(&r->frames);
+    evt_bytes_free(&r->cur);
 }
 
 /* Writes data from the loop, chunk sizes drawn from chunks[] in turn (0: all that fits). */
@@ -270,14 +243,14 @@ static void feed(pair *p, const char *data, size_t len, const size_t *chunks, si
     ev_io_stop(p->loop, &f.w);
 }
 
-/* Reads exactly n bytes from the peer while running the loop; NUL-terminates. */
-static void drain_exact(pair *p, bytes *got, size_t n)
+/* Reads exactly n evt_bytes from the peer while running the loop; NUL-terminates. */
+static void drain_exact(pair *p, evt_bytes *got, size_t n)
 {
     char buf[65536];
     for (int spins = 0; got->len < n && spins < 20000; spins++) {
         ssize_t k = recv(p->peer, buf, sizeof buf, 0);
         if (k > 0)
-            bytes_add(got, buf, (size_t)k);
+            evt_bytes_add(got, buf, (size_t)k);
         else
             evt_run_for(p->loop, 0.001);
     }
@@ -285,7 +258,7 @@ static void drain_exact(pair *p, bytes *got, size_t n)
 }
 
 /* Reads from the peer until EOF while running the loop. */
-static void drain_to_eof(pair *p, bytes *got)
+static void drain_to_eof(pair *p, evt_bytes *got)
 {
     char buf[65536];
     for (int spins = 0; spins < 20000; spins++) {
@@ -293,7 +266,7 @@ static void drain_to_eof(pair *p, bytes *got)
         if (k == 0)
             return;
         if (k > 0)
-            bytes_add(got, buf, (size_t)k);
+            evt_bytes_add(got, buf, (size_t)k);
         else
             evt_run_for(p->loop, 0.001);
     }
@@ -306,11 +279,11 @@ static void drain_to_eof(pair *p, bytes *got)
 
 static void keep_case(const char *term, const struct evc_chat_ops *ops, size_t chunk)
 {
-    bytes msg = {0};
+    evt_bytes msg = {0};
     const char *words[] = {"alpha", "", "b", "a somewhat longer line than the others", ""};
     for (size_t i = 0; i < ARRAY_LEN(words); i++) {
-        bytes_add(&msg, words[i], strlen(words[i]));
-        bytes_add(&msg, term, strlen(term));
+        evt_bytes_add(&msg, words[i], strlen(words[i]));
+        evt_bytes_add(&msg, term, strlen(term));
     }
     pair p;
     pair_open(&p);
@@ -320,11 +293,11 @@ static void keep_case(const char *term, const struct evc_chat_ops *ops, size_t c
     feed(&p, msg.p, msg.len, &chunk, 1);
     assert_true(evt_run_until_count(p.loop, &r.n_found, (int)ARRAY_LEN(words), 5.0));
 
-    bytes want = {0};
+    evt_bytes want = {0};
     expected_frames(&want, msg.p, msg.len, term, true);
     assert_string_equal(r.frames.p, want.p);
-    bytes_free(&want);
-    bytes_free(&msg);
+    evt_bytes_free(&want);
+    evt_bytes_free(&msg);
     pair_close(&p, &r);
 }
 
@@ -395,11 +368,11 @@ static void test_keep_with_count_terminator(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* The fast path gives what the rules give, however the bytes arrive   */
+/* The fast path gives what the rules give, however the evt_bytes arrive   */
 /* ------------------------------------------------------------------ */
 
 /* Random lines, many of them at the lengths where copies and blocks change (16, 32, 64, 128). */
-static void random_lines(bytes *out, size_t total, unsigned *seed)
+static void random_lines(evt_bytes *out, size_t total, unsigned *seed)
 {
     static const size_t edges[] = {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129};
     while (out->len < total) {
@@ -407,15 +380,15 @@ static void random_lines(bytes *out, size_t total, unsigned *seed)
         size_t len = r % 2 ? edges[(r >> 1) % ARRAY_LEN(edges)] : (r >> 1) % 301;
         for (size_t i = 0; i < len; i++) {
             char ch = (char)('!' + (rand_r(seed) % 90));
-            bytes_add(out, &ch, 1);
+            evt_bytes_add(out, &ch, 1);
         }
-        bytes_add(out, "\n", 1);
+        evt_bytes_add(out, "\n", 1);
     }
 }
 
 static void fast_path_case(bool keep, const struct evc_chat_ops *ops, unsigned seed, size_t total)
 {
-    bytes msg = {0};
+    evt_bytes msg = {0};
     random_lines(&msg, total, &seed);
     size_t chunks[64];
     for (size_t i = 0; i < ARRAY_LEN(chunks); i++)
@@ -426,7 +399,7 @@ static void fast_path_case(bool keep, const struct evc_chat_ops *ops, unsigned s
     rec r = {0};
     evc_chat *c = rec_open(&r, &p, ops, "\n");
     evc_chat_set_keep_terminator(c, keep);
-    bytes want = {0};
+    evt_bytes want = {0};
     expected_frames(&want, msg.p, msg.len, "\n", keep);
     int lines = 0;
     for (size_t i = 0; i < msg.len; i++)
@@ -436,8 +409,8 @@ static void fast_path_case(bool keep, const struct evc_chat_ops *ops, unsigned s
     assert_true(evt_run_until_count(p.loop, &r.n_found, lines, 10.0));
     assert_int_equal(r.frames.len, want.len);
     assert_memory_equal(r.frames.p, want.p, want.len);
-    bytes_free(&want);
-    bytes_free(&msg);
+    evt_bytes_free(&want);
+    evt_bytes_free(&msg);
     pair_close(&p, &r);
 }
 
@@ -646,7 +619,7 @@ static void test_oversized_line_fails_only_its_channel(void **state)
         free(line);
         pair_close(&p, &bad);
         assert_true(good.destroyed);
-        bytes_free(&good.frames);
+        evt_bytes_free(&good.frames);
     }
 }
 
@@ -672,14 +645,14 @@ static void test_pending_counts_pushes_inside_callback(void **state)
     rec r = {.hook = triple_echo_hook};
     evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
     evc_chat_set_keep_terminator(c, true);
-    bytes msg = {0};
+    evt_bytes msg = {0};
     unsigned seed = 5;
     random_lines(&msg, 20000, &seed);
     int lines = 0;
     for (size_t i = 0; i < msg.len; i++)
         lines += msg.p[i] == '\n';
     evt_send_all(p.peer, msg.p, msg.len);
-    bytes got = {0};
+    evt_bytes got = {0};
     drain_exact(&p, &got, 3 * msg.len);
     assert_int_equal(r.n_found, lines);
     assert_int_equal(r.results[0], 0);
@@ -696,8 +669,8 @@ static void test_pending_counts_pushes_inside_callback(void **state)
         from = i + 1;
     }
     assert_int_equal(evc_chat_output_pending(c), 0);
-    bytes_free(&got);
-    bytes_free(&msg);
+    evt_bytes_free(&got);
+    evt_bytes_free(&msg);
     pair_close(&p, &r);
 }
 
@@ -729,7 +702,7 @@ static void test_push_flavours_keep_fifo_order_inside_callback(void **state)
     rec r = {.hook = flavours_hook};
     rec_open(&r, &p, &incoming_ops, "\n");
     evt_send_all(p.peer, "go\n", 3);
-    bytes got = {0};
+    evt_bytes got = {0};
     drain_to_eof(&p, &got);
     assert_string_equal(got.p, "abbc42ddddd" "eeeeeeeeee" "eeeeeeeeee");
     for (int i = 0; i < 5; i++)
@@ -737,7 +710,7 @@ static void test_push_flavours_keep_fifo_order_inside_callback(void **state)
     assert_int_equal(r.results[5], -EPIPE);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
     assert_int_equal(r.results[6], 1);   /* the ref's release ran once */
-    bytes_free(&got);
+    evt_bytes_free(&got);
     pair_close(&p, &r);
 }
 
@@ -763,22 +736,22 @@ static void test_pushes_of_every_size_arrive_intact(void **state)
     rec_open(&r, &p, &incoming_ops, "\n");
     /* Twice: the first line's pushes start the chunks, the second's land in open windows. */
     evt_send_all(p.peer, "1\n2\n", 4);
-    bytes want = {0};
+    evt_bytes want = {0};
     for (int twice = 0; twice < 2; twice++) {
         for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
             for (size_t k = 0; k < sizes[i]; k++) {
                 char ch = (char)('A' + (i + k) % 26);
-                bytes_add(&want, &ch, 1);
+                evt_bytes_add(&want, &ch, 1);
             }
         }
     }
-    bytes got = {0};
+    evt_bytes got = {0};
     drain_exact(&p, &got, want.len);
     assert_memory_equal(got.p, want.p, want.len);
     for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
         assert_int_equal(r.results[i], 0);
-    bytes_free(&got);
-    bytes_free(&want);
+    evt_bytes_free(&got);
+    evt_bytes_free(&want);
     pair_close(&p, &r);
 }
 
@@ -802,7 +775,7 @@ static void test_output_limit_refuses_the_crossing_push(void **state)
     evc_chat_set_output_limit(c, 10000);
     assert_int_equal(evc_chat_set_watermarks(c, 0, 0), 0);
     evt_send_all(p.peer, "x\n", 2);
-    bytes got = {0};
+    evt_bytes got = {0};
     drain_exact(&p, &got, 10000);
     assert_int_equal(r.results[0], 0);
     assert_int_equal(r.results[1], 0);
@@ -812,7 +785,7 @@ static void test_output_limit_refuses_the_crossing_push(void **state)
     evt_run_for(p.loop, 0.02);
     char extra;
     assert_true(recv(p.peer, &extra, 1, 0) < 0);   /* nothing more than the 10000 */
-    bytes_free(&got);
+    evt_bytes_free(&got);
     pair_close(&p, &r);
 }
 
@@ -853,13 +826,13 @@ static void test_high_water_inside_callbacks_pauses_reading(void **state)
     assert_true(r.max_pending <= 20000 + 20 * 1000);
     assert_true(evc_chat_output_pending(c) <= 20000 + 20 * 1000);
 
-    bytes got = {0};
+    evt_bytes got = {0};
     drain_exact(&p, &got, (size_t)LINES * 1000);
     assert_int_equal(r.n_found, LINES);
     for (int i = 0; i < LINES; i++)
         assert_int_equal(got.p[(size_t)i * 1000 + 999], 'a' + (i + 1) % 26);
     ev_io_stop(p.loop, &f.w);
-    bytes_free(&got);
+    evt_bytes_free(&got);
     pair_close(&p, &r);
 }
 

@@ -5,6 +5,7 @@
  * producers over a socketpair; byte accounting and the iovec limit; and user
  * code that clears or pushes from inside the queue's callbacks.
  */
+#include "support.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -25,27 +26,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-typedef struct gbuf {
-    char *p;
-    size_t len, cap;
-} gbuf;
-
-static void gbuf_add(gbuf *b, const void *d, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        assert_non_null(b->p);
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, d, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
 
 static void count_release(void *arg)
 {
@@ -116,14 +96,14 @@ static evc_producer *script_new(script *s, const char *text, size_t piece)
 }
 
 /* Gathers what the iovecs describe, up to limit bytes, into out; returns the count. */
-static size_t gather(const struct iovec *iov, int niov, size_t limit, gbuf *out)
+static size_t gather(const struct iovec *iov, int niov, size_t limit, evt_bytes *out)
 {
     size_t got = 0;
     for (int i = 0; i < niov && got < limit; i++) {
         size_t n = iov[i].iov_len;
         if (n > limit - got)
             n = limit - got;
-        gbuf_add(out, iov[i].iov_base, n);
+        evt_bytes_add(out, iov[i].iov_base, n);
         got += n;
     }
     return got;
@@ -131,7 +111,7 @@ static size_t gather(const struct iovec *iov, int niov, size_t limit, gbuf *out)
 
 /* Drains the queue as a writer taking at most `step` bytes per write with at
  * most max_iov iovecs; returns the final state (everything else is written). */
-static evc_outq_state drain(evc_outq *q, int max_iov, size_t step, gbuf *out)
+static evc_outq_state drain(evc_outq *q, int max_iov, size_t step, evt_bytes *out)
 {
     for (;;) {
         struct iovec iov[64];
@@ -177,7 +157,7 @@ static void test_fifo_order_across_kinds(void **state)
     assert_int_equal(evc__outq_push_close(&q), 0);
     assert_int_equal(evc__outq_push_copy(&q, S("after close")), 0);
 
-    gbuf out = {0};
+    evt_bytes out = {0};
     assert_int_equal(drain(&q, 64, SIZE_MAX, &out), EVC_OUTQ_CLOSE);
     static const char want[] = "copy1;<ref one>[producer a, three at a time]copy2;[b]<ref two>";
     assert_int_equal(out.len, strlen(want));
@@ -232,12 +212,12 @@ static void test_small_pushes_coalesce(void **state)
 {
     (void)state;
     evc_outq q = EVC_OUTQ_INIT;
-    gbuf want = {0};
+    evt_bytes want = {0};
     char line[16];
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(line, sizeof line, "%d\n", i);
         assert_int_equal(evc__outq_push_copy(&q, line, (size_t)n), 0);
-        gbuf_add(&want, line, (size_t)n);
+        evt_bytes_add(&want, line, (size_t)n);
     }
     assert_int_equal(q.bytes, want.len);   /* 3890 bytes */
 
@@ -254,11 +234,11 @@ static void test_small_pushes_coalesce(void **state)
     char big[5000];
     memset(big, 'B', sizeof big);
     assert_int_equal(evc__outq_push_copy(&q, big, sizeof big), 0);
-    gbuf_add(&want, big, sizeof big);
+    evt_bytes_add(&want, big, sizeof big);
     assert_int_equal(evc__outq_iov(&q, iov, 64, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
     assert_int_equal(niov, 2);
     assert_int_equal(nbytes, want.len);
-    gbuf got = {0};
+    evt_bytes got = {0};
     gather(iov, niov, SIZE_MAX, &got);
     assert_memory_equal(got.p, want.p, want.len);
 
@@ -277,10 +257,10 @@ static void test_iov_max_respected(void **state)
     evc_outq q = EVC_OUTQ_INIT;
     int released = 0;
     static const char *parts[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
-    gbuf want = {0};
+    evt_bytes want = {0};
     for (size_t i = 0; i < 5; i++) {
         assert_int_equal(evc__outq_push_ref(&q, parts[i], strlen(parts[i]), count_release, &released), 0);
-        gbuf_add(&want, parts[i], strlen(parts[i]));
+        evt_bytes_add(&want, parts[i], strlen(parts[i]));
     }
     for (int max = 1; max <= 6; max++) {
         struct iovec iov[8];
@@ -302,7 +282,7 @@ static void test_iov_max_respected(void **state)
     assert_int_equal(evc__outq_iov(&q, none, 0, &niov, &nbytes, &err), EVC_OUTQ_MORE);
     assert_int_equal(niov, 0);
 
-    gbuf out = {0};
+    evt_bytes out = {0};
     assert_int_equal(drain(&q, 2, SIZE_MAX, &out), EVC_OUTQ_EMPTY);
     assert_int_equal(out.len, want.len);
     assert_memory_equal(out.p, want.p, want.len);
@@ -319,7 +299,7 @@ typedef struct mixed {
     evc_outq q;
     int released;
     script p1, p2;
-    gbuf want;
+    evt_bytes want;
 } mixed;
 
 static char big_text[9000];
@@ -329,13 +309,13 @@ static const char p2_text[] = "p2!";
 static void add_copy(mixed *m, const char *str, size_t n)
 {
     assert_int_equal(evc__outq_push_copy(&m->q, str, n), 0);
-    gbuf_add(&m->want, str, n);
+    evt_bytes_add(&m->want, str, n);
 }
 
 static void add_ref(mixed *m, const char *str, size_t n)
 {
     assert_int_equal(evc__outq_push_ref(&m->q, str, n, count_release, &m->released), 0);
-    gbuf_add(&m->want, str, n);
+    evt_bytes_add(&m->want, str, n);
 }
 
 /* A queue with every kind, including an empty reference and a big copy. */
@@ -348,11 +328,11 @@ static void mixed_build(mixed *m)
     add_ref(m, S("by-ref "));
     add_copy(m, S("world"));
     assert_int_equal(evc__outq_push_producer(&m->q, script_new(&m->p1, p1_text, 7)), 0);
-    gbuf_add(&m->want, S(p1_text));
+    evt_bytes_add(&m->want, S(p1_text));
     add_ref(m, "", 0);
     add_copy(m, big_text, sizeof big_text - 1);
     assert_int_equal(evc__outq_push_producer(&m->q, script_new(&m->p2, p2_text, 1)), 0);
-    gbuf_add(&m->want, S(p2_text));
+    evt_bytes_add(&m->want, S(p2_text));
     add_ref(m, S("<end>"));
 }
 
@@ -369,7 +349,7 @@ static void test_consume_at_every_offset(void **state)
     for (size_t step = 1; step <= total; step += (step < 64 ? 1 : 97)) {
         for (int max_iov = 1; max_iov <= 64; max_iov *= 4) {
             mixed_build(&m);
-            gbuf out = {0};
+            evt_bytes out = {0};
             assert_int_equal(drain(&m.q, max_iov, step, &out), EVC_OUTQ_EMPTY);
             assert_int_equal(out.len, m.want.len);
             if (memcmp(out.p, m.want.p, out.len) != 0)
@@ -388,7 +368,7 @@ static void test_consume_at_every_offset(void **state)
      * released or destroyed exactly once, wherever the cut fell. */
     for (size_t cut = 0; cut <= total; cut++) {
         mixed_build(&m);
-        gbuf out = {0};
+        evt_bytes out = {0};
         size_t done = 0;
         while (done < cut) {
             struct iovec iov[64];
@@ -514,7 +494,7 @@ static void test_release_may_push(void **state)
     repush r = {.q = &q};
     assert_int_equal(evc__outq_push_ref(&q, S("ref"), release_and_push, &r), 0);
     assert_int_equal(evc__outq_push_copy(&q, S("-copy")), 0);
-    gbuf out = {0};
+    evt_bytes out = {0};
     assert_int_equal(drain(&q, 8, SIZE_MAX, &out), EVC_OUTQ_EMPTY);
     assert_int_equal(r.calls, 1);
     assert_int_equal(out.len, strlen("ref-copy+again"));
@@ -586,7 +566,7 @@ static void test_unfinished_producer_holds_back_what_follows(void **state)
     assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_MORE);
     assert_int_equal(niov, 1);
     assert_true(nbytes < sizeof text - 1);
-    gbuf out = {0};
+    evt_bytes out = {0};
     assert_int_equal(drain(&q, 4, 3000, &out), EVC_OUTQ_EMPTY);
     assert_int_equal(out.len, sizeof text - 1 + 5);
     assert_memory_equal(out.p, text, sizeof text - 1);
@@ -647,7 +627,7 @@ static void test_not_yet_stops_and_resumes(void **state)
     assert_int_equal(q.bytes, strlen(";after"));
 
     slow.stalled = false;
-    gbuf out = {0};
+    evt_bytes out = {0};
     assert_int_equal(drain(&q, 8, SIZE_MAX, &out), EVC_OUTQ_EMPTY);
     assert_int_equal(out.len, strlen("slow;behind;after"));
     assert_memory_equal(out.p, "slow;behind;after", out.len);
@@ -810,7 +790,7 @@ static void test_direct_producer_over_socketpair(void **state)
     assert_int_equal(d.destroyed, 1);
     assert_int_equal(d.more_calls, 0);
 
-    gbuf out = {0};
+    evt_bytes out = {0};
     assert_int_equal(drain(&q, 8, SIZE_MAX, &out), EVC_OUTQ_EMPTY);
     assert_int_equal(evc__io_writev(sv[0], true, &(struct iovec){out.p, out.len}, 1), (ssize_t)out.len);
     close(sv[0]);
