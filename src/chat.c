@@ -313,6 +313,8 @@ void evc__chat_peer_closed(evc_chat *c)
 
 static void read_some(evc_chat *c)
 {
+    /* chat_readable keeps a chat with held frames from being asked to read, but
+     * should the event come anyway, frames already read go before new bytes. */
     if (c->input_held) {
         deliver_held_frames(c);
         if (c->input_held || !user_may_continue(c))
