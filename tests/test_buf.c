@@ -261,6 +261,88 @@ static void test_trim_shrinks_oversized_block(void **state)
     evc__buf_free(&b);
 }
 
+/* A block handed to an empty buffer is used in place: no allocation while the
+ * content fits, and it grows like any other block when it does not. */
+static void test_adopt_uses_the_block(void **state)
+{
+    (void)state;
+    evc_buf b = EVC_BUF_INIT;
+    const size_t cap = 65536;
+    char *block = malloc(cap);
+    assert_non_null(block);
+    evc__buf_adopt(&b, block, cap);
+    assert_ptr_equal(b.data, block);
+    assert_int_equal(b.cap, cap);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.off, 0);
+
+    /* Reserving what the block has, then writing through the tail, stays in it. */
+    assert_int_equal(evc__buf_reserve(&b, cap), 0);
+    assert_ptr_equal(b.data, block);
+    size_t avail;
+    char *t = evc__buf_tail(&b, &avail);
+    assert_ptr_equal(t, block);
+    assert_int_equal(avail, cap);
+    memcpy(t, "line\n", 5);
+    evc__buf_commit(&b, 5);
+    assert_memory_equal(evc__buf_head(&b), "line\n", 5);
+    evc__buf_consume(&b, 5);
+
+    /* Appends that fit fill it to the last byte without moving it. */
+    append_pattern(&b, 0, cap);
+    assert_ptr_equal(b.data, block);
+    assert_int_equal(b.cap, cap);
+    assert_pattern(&b, 0, cap);
+
+    /* One byte more: it grows (doubling), and the content comes along. */
+    append_pattern(&b, cap, 1);
+    assert_int_equal(b.cap, 2 * cap);
+    assert_pattern(&b, 0, cap + 1);
+    evc__buf_free(&b);
+}
+
+/* Detach takes the block from an empty buffer and leaves it as if new; the
+ * buffer works again afterwards, and a blockless buffer gives NULL. */
+static void test_detach_returns_the_block(void **state)
+{
+    (void)state;
+    evc_buf b = EVC_BUF_INIT;
+    assert_null(evc__buf_detach(&b));
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+
+    /* A block the buffer made itself, emptied by consume. */
+    append_pattern(&b, 0, 100);
+    char *own = b.data;
+    size_t own_cap = b.cap;
+    evc__buf_consume(&b, 100);
+    assert_ptr_equal(evc__buf_detach(&b), own);
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+    assert_int_equal(b.off, 0);
+    assert_int_equal(b.len, 0);
+    assert_null(evc__buf_detach(&b));
+    size_t avail = 99;
+    assert_null(evc__buf_tail(&b, &avail));
+    assert_int_equal(avail, 0);
+
+    /* The detached block is the caller's: adopt it again (the pool's round trip). */
+    evc__buf_adopt(&b, own, own_cap);
+    append_pattern(&b, 7, 50);
+    assert_ptr_equal(b.data, own);
+    assert_pattern(&b, 7, 50);
+    evc__buf_clear(&b);
+    assert_ptr_equal(evc__buf_detach(&b), own);
+    free(own);
+
+    /* Without a block the buffer allocates its own again, as a new one would. */
+    append_pattern(&b, 3, 10);
+    assert_non_null(b.data);
+    assert_int_equal(b.cap, 4096);
+    assert_pattern(&b, 3, 10);
+    evc__buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +358,8 @@ int main(void)
         cmocka_unit_test(test_clear_keeps_block),
         cmocka_unit_test(test_trim_frees_when_empty),
         cmocka_unit_test(test_trim_shrinks_oversized_block),
+        cmocka_unit_test(test_adopt_uses_the_block),
+        cmocka_unit_test(test_detach_returns_the_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

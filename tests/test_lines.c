@@ -4,9 +4,10 @@
  * reads into (registry.c).
  *
  * The cursor must find exactly what repeated memchr finds, never read a byte
- * past the end of its input (inputs here end at a PROT_NONE guard page), and
- * give the same positions when it is stopped and a new one is started after
- * the last position (what the chat does when a callback changes the framing).
+ * past the end of its input (inputs here end at a PROT_NONE guard page, so such
+ * a read crashes the test), and give the same positions when it is stopped and
+ * a new one is started after the last position (what the chat does when a
+ * callback changes the framing).
  */
 #include "support.h"
 #include "internal.h"
@@ -18,32 +19,51 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Two pages, the second PROT_NONE: a buffer placed to end at the boundary. */
+/* The longest input a test places: the chat's whole read block. */
+#define MAX_INPUT EVC_READ_BLOCK
+
+/* Readable pages followed by a PROT_NONE one: inputs are placed to end at the boundary. */
 typedef struct guarded {
     char *map;
     size_t page;
+    size_t room;          /* readable bytes before the guard page */
 } guarded;
 
 static void guarded_init(guarded *g)
 {
     g->page = (size_t)sysconf(_SC_PAGESIZE);
-    g->map = mmap(NULL, 2 * g->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    g->room = (MAX_INPUT + g->page - 1) / g->page * g->page;
+    g->map = mmap(NULL, g->room + g->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                  -1, 0);
     assert_true(g->map != MAP_FAILED);
-    assert_int_equal(mprotect(g->map + g->page, g->page, PROT_NONE), 0);
+    assert_int_equal(mprotect(g->map + g->room, g->page, PROT_NONE), 0);
 }
 
 /* A copy of n bytes that ends right at the guard page. */
 static char *guarded_place(guarded *g, const char *bytes, size_t n)
 {
-    assert_true(n <= g->page);
-    char *p = g->map + g->page - n;
-    memcpy(p, bytes, n);
+    assert_true(n <= g->room);
+    char *p = g->map + g->room - n;
+    if (n > 0)
+        memcpy(p, bytes, n);
     return p;
 }
 
 static void guarded_free(guarded *g)
 {
-    munmap(g->map, 2 * g->page);
+    munmap(g->map, g->room + g->page);
+}
+
+/* Every occurrence of term in [p, end), by repeated memchr; returns how many went into want. */
+static size_t memchr_positions(const char *p, const char *end, unsigned char term,
+                               const char **want, size_t cap)
+{
+    size_t n = 0;
+    for (const char *q = p; q < end && (q = memchr(q, term, (size_t)(end - q))) != NULL; q++) {
+        assert_true(n < cap);
+        want[n++] = q;
+    }
+    return n;
 }
 
 /* Asserts that the cursor over [p, p + n) yields what repeated memchr yields. */
@@ -66,8 +86,11 @@ static void assert_cursor_matches_memchr(const char *p, size_t n, unsigned char 
     }
     /* Asking again after the end keeps answering NULL. */
     assert_null(evc__lines_next(&lc));
+    assert_null(evc__lines_next(&lc));
 }
 
+/* n bytes, each term with density percent probability and otherwise random
+ * (random bytes may also equal term; memchr is the judge either way). */
 static void fill_random(char *buf, size_t n, unsigned char term, unsigned density, unsigned *seed)
 {
     for (size_t i = 0; i < n; i++) {
@@ -75,6 +98,13 @@ static void fill_random(char *buf, size_t n, unsigned char term, unsigned densit
         buf[i] = (char)(r % 100 < density ? term : (unsigned char)(r >> 8));
     }
 }
+
+/* Densities from none to all, with the sparse ones (long lines) well represented. */
+static const unsigned densities[] = {0, 1, 2, 3, 5, 10, 25, 50, 90, 100};
+
+/* ------------------------------------------------------------------ */
+/* The cursor against memchr                                           */
+/* ------------------------------------------------------------------ */
 
 static void test_empty_and_no_terminator(void **state)
 {
@@ -86,6 +116,13 @@ static void test_empty_and_no_terminator(void **state)
     memset(plain, 'x', sizeof plain);
     for (size_t n = 0; n <= sizeof plain; n++)
         assert_cursor_matches_memchr(guarded_place(&g, plain, n), n, '\n');
+    /* A terminator just past the end is not the cursor's to find. */
+    char *p = guarded_place(&g, plain, 200);
+    p[199] = '\n';
+    assert_cursor_matches_memchr(p, 199, '\n');
+    evc_line_cursor lc;
+    evc__lines_init(&lc, p, p + 199, '\n');
+    assert_null(evc__lines_next(&lc));
     guarded_free(&g);
 }
 
@@ -98,9 +135,16 @@ static void test_terminator_at_every_position(void **state)
     for (size_t at = 0; at < sizeof buf; at++) {
         memset(buf, 'a', sizeof buf);
         buf[at] = '\n';
-        assert_cursor_matches_memchr(guarded_place(&g, buf, sizeof buf), sizeof buf, '\n');
+        const char *p = guarded_place(&g, buf, sizeof buf);
+        evc_line_cursor lc;
+        evc__lines_init(&lc, p, p + sizeof buf, '\n');
+        assert_ptr_equal(evc__lines_next(&lc), p + at);
+        assert_null(evc__lines_next(&lc));
         /* And as the last byte of a buffer of every shorter length. */
-        assert_cursor_matches_memchr(guarded_place(&g, buf, at + 1), at + 1, '\n');
+        p = guarded_place(&g, buf, at + 1);
+        evc__lines_init(&lc, p, p + at + 1, '\n');
+        assert_ptr_equal(evc__lines_next(&lc), p + at);
+        assert_null(evc__lines_next(&lc));
     }
     guarded_free(&g);
 }
@@ -112,29 +156,47 @@ static void test_every_byte_a_terminator(void **state)
     guarded_init(&g);
     char buf[300];
     memset(buf, '\n', sizeof buf);
-    const char *p = guarded_place(&g, buf, sizeof buf);
-    evc_line_cursor lc;
-    evc__lines_init(&lc, p, p + sizeof buf, '\n');
-    for (size_t i = 0; i < sizeof buf; i++)
-        assert_ptr_equal(evc__lines_next(&lc), p + i);
-    assert_null(evc__lines_next(&lc));
+    for (size_t n = 0; n <= sizeof buf; n++) {
+        const char *p = guarded_place(&g, buf, n);
+        evc_line_cursor lc;
+        evc__lines_init(&lc, p, p + n, '\n');
+        for (size_t i = 0; i < n; i++)
+            assert_ptr_equal(evc__lines_next(&lc), p + i);
+        assert_null(evc__lines_next(&lc));
+    }
     guarded_free(&g);
 }
 
+/* Pairs of terminators at the edges of the 16-byte lanes and 64-byte blocks. */
 static void test_block_edges(void **state)
 {
     (void)state;
     guarded g;
     guarded_init(&g);
-    static const size_t edges[] = {0, 15, 16, 31, 32, 47, 48, 62, 63, 64, 65, 126, 127, 128, 129, 191, 192};
+    static const size_t edges[] = {0,  1,  15, 16,  31,  32,  47,  48,  62,  63,
+                                   64, 65, 126, 127, 128, 129, 191, 192, 255};
     char buf[256];
-    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
-        for (size_t j = i; j < sizeof edges / sizeof edges[0]; j++) {
+    for (size_t i = 0; i < EVC_ARRAY_LEN(edges); i++) {
+        for (size_t j = i; j < EVC_ARRAY_LEN(edges); j++) {
             memset(buf, 'z', sizeof buf);
             buf[edges[i]] = '\n';
             buf[edges[j]] = '\n';
+            /* Whole, and cut just after the second terminator and just before it. */
             assert_cursor_matches_memchr(guarded_place(&g, buf, sizeof buf), sizeof buf, '\n');
+            assert_cursor_matches_memchr(guarded_place(&g, buf, edges[j] + 1), edges[j] + 1, '\n');
+            assert_cursor_matches_memchr(guarded_place(&g, buf, edges[j]), edges[j], '\n');
         }
+    }
+    /* 63, 64 and 65 exactly, then 127 and 128: a full block and the partial one after it. */
+    static const size_t lens[] = {63, 64, 65, 127, 128, 129};
+    for (size_t l = 0; l < EVC_ARRAY_LEN(lens); l++) {
+        memset(buf, 'z', sizeof buf);
+        buf[lens[l] - 1] = '\n';
+        const char *p = guarded_place(&g, buf, lens[l]);
+        evc_line_cursor lc;
+        evc__lines_init(&lc, p, p + lens[l], '\n');
+        assert_ptr_equal(evc__lines_next(&lc), p + lens[l] - 1);
+        assert_null(evc__lines_next(&lc));
     }
     guarded_free(&g);
 }
@@ -145,39 +207,110 @@ static void test_binary_terminators(void **state)
     (void)state;
     guarded g;
     guarded_init(&g);
-    static const unsigned char terms[] = {0x00, 0x7f, 0x80, 0xfe, 0xff};
+    static const unsigned char terms[] = {0x00, 0x01, 0x7f, 0x80, 0x81, 0xfe, 0xff};
     unsigned seed = 7;
     char buf[700];
     for (size_t t = 0; t < sizeof terms; t++) {
-        for (unsigned density = 0; density <= 100; density += 25) {
-            fill_random(buf, sizeof buf, terms[t], density, &seed);
-            for (size_t n = 0; n <= sizeof buf; n += 37)
+        for (size_t d = 0; d < EVC_ARRAY_LEN(densities); d++) {
+            fill_random(buf, sizeof buf, terms[t], densities[d], &seed);
+            for (size_t n = 0; n <= 200; n++)
+                assert_cursor_matches_memchr(guarded_place(&g, buf, n), n, terms[t]);
+            for (size_t n = 201; n <= sizeof buf; n += 37)
                 assert_cursor_matches_memchr(guarded_place(&g, buf, n), n, terms[t]);
         }
+        /* A byte that differs from the terminator only in its sign bit is not a terminator. */
+        memset(buf, (char)(terms[t] ^ 0x80), sizeof buf);
+        assert_cursor_matches_memchr(guarded_place(&g, buf, 200), 200, terms[t]);
+        evc_line_cursor lc;
+        const char *p = guarded_place(&g, buf, 200);
+        evc__lines_init(&lc, p, p + 200, terms[t]);
+        assert_null(evc__lines_next(&lc));
     }
     guarded_free(&g);
 }
 
-/* Random inputs of every length up to 1000 at every alignment, ending at the guard page
- * (so the alignment is the length's) and starting at an offset inside a larger buffer. */
+/* Random inputs of every length up to 1000 at every start alignment 0..15 inside a
+ * larger allocation, and ending at the guard page, over a range of densities. */
 static void test_random_lengths_and_alignments(void **state)
 {
     (void)state;
     guarded g;
     guarded_init(&g);
     unsigned seed = 12345;
-    char buf[1016];
+    char *big = malloc(1000 + 16 + 63);
+    assert_non_null(big);
+    /* Start from a 64-byte boundary so align really is the offset within a block. */
+    char *base = (char *)(((uintptr_t)big + 63) & ~(uintptr_t)63);
     for (size_t n = 0; n <= 1000; n++) {
-        fill_random(buf, sizeof buf, '\n', 1 + (unsigned)(n % 40), &seed);
-        assert_cursor_matches_memchr(guarded_place(&g, buf, n), n, '\n');
-        size_t align = n % 16;
-        assert_cursor_matches_memchr(buf + align, n, '\n');
+        unsigned density = densities[n % EVC_ARRAY_LEN(densities)];
+        fill_random(base, 1000 + 16, '\n', density, &seed);
+        for (size_t align = 0; align < 16; align++)
+            assert_cursor_matches_memchr(base + align, n, '\n');
+        assert_cursor_matches_memchr(guarded_place(&g, base, n), n, '\n');
+    }
+    free(big);
+    guarded_free(&g);
+}
+
+/* A whole read block, as the chat hands the cursor, at each density. */
+static void test_whole_read_block(void **state)
+{
+    (void)state;
+    guarded g;
+    guarded_init(&g);
+    unsigned seed = 4242;
+    char *buf = malloc(MAX_INPUT);
+    assert_non_null(buf);
+    for (size_t d = 0; d < EVC_ARRAY_LEN(densities); d++) {
+        fill_random(buf, MAX_INPUT, '\n', densities[d], &seed);
+        assert_cursor_matches_memchr(guarded_place(&g, buf, MAX_INPUT), MAX_INPUT, '\n');
+        assert_cursor_matches_memchr(guarded_place(&g, buf, MAX_INPUT - 1), MAX_INPUT - 1, '\n');
+    }
+    free(buf);
+    guarded_free(&g);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cursors that start late or are restarted                            */
+/* ------------------------------------------------------------------ */
+
+/* A cursor started k bytes into the input finds exactly the positions from k on,
+ * and one over the first k bytes finds the rest: together, every position once. */
+static void test_started_after_some_bytes(void **state)
+{
+    (void)state;
+    guarded g;
+    guarded_init(&g);
+    unsigned seed = 31337;
+    char buf[300];
+    const char *want[300];
+    for (size_t d = 0; d < EVC_ARRAY_LEN(densities); d++) {
+        fill_random(buf, sizeof buf, '\n', densities[d], &seed);
+        const char *p = guarded_place(&g, buf, sizeof buf), *end = p + sizeof buf;
+        size_t nwant = memchr_positions(p, end, '\n', want, EVC_ARRAY_LEN(want));
+        for (size_t k = 0; k <= sizeof buf; k++) {
+            size_t got = 0;
+            const char *hit;
+            evc_line_cursor lc;
+            evc__lines_init(&lc, p, p + k, '\n');
+            while ((hit = evc__lines_next(&lc)) != NULL) {
+                assert_true(got < nwant);
+                assert_ptr_equal(hit, want[got++]);
+            }
+            evc__lines_init(&lc, p + k, end, '\n');
+            while ((hit = evc__lines_next(&lc)) != NULL) {
+                assert_true(got < nwant);
+                assert_ptr_equal(hit, want[got++]);
+            }
+            assert_int_equal(got, nwant);
+        }
     }
     guarded_free(&g);
 }
 
 /* The chat stops a cursor when a callback changes the framing and starts a new
- * one after the last line it delivered: the two together find every position once. */
+ * one after the last line it delivered: the two together find every position once,
+ * wherever the stop falls (including mid-block with lines left in the mask). */
 static void test_stop_and_restart_finds_the_same(void **state)
 {
     (void)state;
@@ -185,31 +318,30 @@ static void test_stop_and_restart_finds_the_same(void **state)
     guarded_init(&g);
     unsigned seed = 99;
     char buf[600];
-    for (int round = 0; round < 200; round++) {
-        size_t n = (size_t)rand_r(&seed) % sizeof buf;
-        fill_random(buf, n, '\n', 5, &seed);
+    const char *want[600];
+    for (int round = 0; round < 60; round++) {
+        size_t n = (size_t)rand_r(&seed) % (sizeof buf + 1);
+        fill_random(buf, n, '\n', densities[round % EVC_ARRAY_LEN(densities)], &seed);
         const char *p = guarded_place(&g, buf, n), *end = p + n;
-        size_t stop_after = (size_t)rand_r(&seed) % 8;
+        size_t nwant = memchr_positions(p, end, '\n', want, EVC_ARRAY_LEN(want));
 
-        const char *want[600];
-        size_t nwant = 0;
-        for (const char *q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
-            want[nwant++] = q;
-
-        size_t got = 0;
-        evc_line_cursor lc;
-        evc__lines_init(&lc, p, end, '\n');
-        const char *hit, *resume = p;
-        while (got < stop_after && (hit = evc__lines_next(&lc)) != NULL) {
-            assert_ptr_equal(hit, want[got++]);
-            resume = hit + 1;
+        for (size_t stop_after = 0; stop_after <= nwant; stop_after++) {
+            size_t got = 0;
+            evc_line_cursor lc;
+            evc__lines_init(&lc, p, end, '\n');
+            const char *hit, *resume = p;
+            while (got < stop_after && (hit = evc__lines_next(&lc)) != NULL) {
+                assert_ptr_equal(hit, want[got++]);
+                resume = hit + 1;
+            }
+            assert_int_equal(got, stop_after);
+            evc__lines_init(&lc, resume, end, '\n');
+            while ((hit = evc__lines_next(&lc)) != NULL) {
+                assert_true(got < nwant);
+                assert_ptr_equal(hit, want[got++]);
+            }
+            assert_int_equal(got, nwant);
         }
-        evc__lines_init(&lc, resume, end, '\n');
-        while ((hit = evc__lines_next(&lc)) != NULL) {
-            assert_true(got < nwant);
-            assert_ptr_equal(hit, want[got++]);
-        }
-        assert_int_equal(got, nwant);
     }
     guarded_free(&g);
 }
@@ -218,22 +350,39 @@ static void test_stop_and_restart_finds_the_same(void **state)
 /* The per-loop pool of read blocks                                    */
 /* ------------------------------------------------------------------ */
 
-static const struct evc_dispatcher_ops no_ops;
+static void on_destroy_count(evc_dispatcher *d, void *data)
+{
+    (void)d;
+    ++*(int *)data;
+}
+
+static const struct evc_dispatcher_ops counting_ops = {.on_destroy = on_destroy_count};
+
+/* Closes d and runs loop until its deferred destroy ran (the entry goes with the
+ * loop's last dispatcher, and with it the pooled blocks). */
+static void close_and_wait(struct ev_loop *loop, evc_dispatcher *d, int *destroyed)
+{
+    int before = *destroyed;
+    evc_dispatcher_close(d);
+    assert_true(evt_run_until_count(loop, destroyed, before + 1, 5.));
+}
 
 static void test_pool_reuses_blocks_and_keeps_a_few(void **state)
 {
     (void)state;
+    int destroyed = 0;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     assert_non_null(loop);
-    evc_dispatcher *d = evc_dispatcher_new(loop, &no_ops, NULL);
+    evc_dispatcher *d = evc_dispatcher_new(loop, &counting_ops, &destroyed);
     assert_non_null(d);
     evc_loop_entry *e = evc__dispatcher_entry(d);
     assert_non_null(e);
 
-    /* A block is usable to its last byte. */
+    /* A block from a fresh entry is usable to its last byte (ASan and valgrind check). */
     char *block = evc__registry_block_take(e);
     assert_non_null(block);
     memset(block, 0xa5, EVC_READ_BLOCK);
+    assert_int_equal((unsigned char)block[EVC_READ_BLOCK - 1], 0xa5);
 
     /* Given back, it is the next one taken: busy channels share warm blocks. */
     evc__registry_block_give(e, block);
@@ -243,21 +392,76 @@ static void test_pool_reuses_blocks_and_keeps_a_few(void **state)
      * see a leak otherwise), and the kept ones come back last in, first out. */
     char *blocks[EVC_POOL_BLOCKS + 3];
     blocks[0] = block;
-    for (size_t i = 1; i < EVC_POOL_BLOCKS + 3; i++) {
+    for (size_t i = 1; i < EVC_ARRAY_LEN(blocks); i++) {
         blocks[i] = evc__registry_block_take(e);
         assert_non_null(blocks[i]);
+        for (size_t j = 0; j < i; j++)
+            assert_ptr_not_equal(blocks[i], blocks[j]);
     }
-    for (size_t i = 0; i < EVC_POOL_BLOCKS + 3; i++)
+    for (size_t i = 0; i < EVC_ARRAY_LEN(blocks); i++)
         evc__registry_block_give(e, blocks[i]);
     for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
         assert_ptr_equal(evc__registry_block_take(e), blocks[EVC_POOL_BLOCKS - 1 - i]);
-    /* Those taken are returned, so the entry frees them with the loop's last dispatcher. */
+    /* The pool is empty now: the next take is a new block, none of the kept ones. */
+    char *fresh = evc__registry_block_take(e);
+    assert_non_null(fresh);
+    for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
+        assert_ptr_not_equal(fresh, blocks[i]);
+    memset(fresh, 0x5a, EVC_READ_BLOCK);
+    free(fresh);
+
+    /* Those taken go back (a full pool), so the entry must free them with the
+     * loop's last dispatcher. */
     for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
         evc__registry_block_give(e, blocks[i]);
 
-    evc_dispatcher_close(d);
+    close_and_wait(loop, d, &destroyed);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
+}
+
+/* The pool belongs to the loop, not to a dispatcher: it outlives all but the last. */
+static void test_pool_lives_with_the_loop(void **state)
+{
+    (void)state;
+    int destroyed = 0;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(loop);
+    evc_dispatcher *a = evc_dispatcher_new(loop, &counting_ops, &destroyed);
+    evc_dispatcher *b = evc_dispatcher_new(loop, &counting_ops, &destroyed);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_equal(evc__dispatcher_entry(a), evc__dispatcher_entry(b));
+
+    void *block = evc__registry_block_take(evc__dispatcher_entry(a));
+    assert_non_null(block);
+    evc__registry_block_give(evc__dispatcher_entry(a), block);
+    close_and_wait(loop, a, &destroyed);
+    /* a is gone; b still sees the block a's side gave back. */
+    assert_ptr_equal(evc__registry_block_take(evc__dispatcher_entry(b)), block);
+    evc__registry_block_give(evc__dispatcher_entry(b), block);
+
+    /* Another loop has its own pool: it cannot hand out this loop's spare block. */
+    int destroyed2 = 0;
+    struct ev_loop *loop2 = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(loop2);
+    evc_dispatcher *c = evc_dispatcher_new(loop2, &counting_ops, &destroyed2);
+    assert_non_null(c);
+    assert_ptr_not_equal(evc__dispatcher_entry(c), evc__dispatcher_entry(b));
+    void *other = evc__registry_block_take(evc__dispatcher_entry(c));
+    assert_non_null(other);
+    assert_ptr_not_equal(other, block);
+    evc__registry_block_give(evc__dispatcher_entry(c), other);
+
+    /* The last dispatcher of each loop takes its pool with it (no leak). */
+    close_and_wait(loop, b, &destroyed);
+    close_and_wait(loop2, c, &destroyed2);
+    assert_int_equal(destroyed, 2);
+    assert_int_equal(destroyed2, 1);
+    evt_assert_loop_empty(loop);
+    evt_assert_loop_empty(loop2);
+    ev_loop_destroy(loop);
+    ev_loop_destroy(loop2);
 }
 
 int main(void)
@@ -269,8 +473,11 @@ int main(void)
         cmocka_unit_test(test_block_edges),
         cmocka_unit_test(test_binary_terminators),
         cmocka_unit_test(test_random_lengths_and_alignments),
+        cmocka_unit_test(test_whole_read_block),
+        cmocka_unit_test(test_started_after_some_bytes),
         cmocka_unit_test(test_stop_and_restart_finds_the_same),
         cmocka_unit_test(test_pool_reuses_blocks_and_keeps_a_few),
+        cmocka_unit_test(test_pool_lives_with_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
