@@ -70,6 +70,9 @@ static inline const char *evc__lines_next(evc_line_cursor *lc)
         return hit;
     }
 #endif
+    /* An empty rest may start at NULL (a buffer without a block): memchr must not see it. */
+    if (lc->next == lc->end)
+        return NULL;
     const char *found = memchr(lc->next, lc->term, (size_t)(lc->end - lc->next));
     lc->next = found ? found + 1 : lc->end;
     return found;
