@@ -1,7 +1,7 @@
 /*
  * Tests of the chat's line fast path and push window over real loopback
  * sockets: frames that keep their terminator, the fast path giving exactly the
- * frames the general rules give however the evt_bytes arrive, every change a
+ * frames the general rules give however the bytes arrive, every change a
  * found_terminator can make in the middle of a buffer full of lines, and
  * pushes from inside callbacks (counted, ordered, bounded) while they go
  * through the push window.
@@ -40,19 +40,24 @@ static void bytes_add_frame(evt_bytes *b, const char *p, size_t n)
     evt_bytes_add(b, "|", 1);
 }
 
-/* The frames a stream gives with a one-or-more-byte terminator, as bytes_add_frame records them. */
-static void expected_frames(evt_bytes *out, const char *s, size_t n, const char *term, bool keep)
+/* The frames a stream gives with a one-or-more-byte terminator (the leftmost match
+ * first, as a reader going byte by byte finds it), as bytes_add_frame records them.
+ * Returns how many. */
+static int expected_frames(evt_bytes *out, const char *s, size_t n, const char *term, bool keep)
 {
     size_t tl = strlen(term), start = 0;
+    int frames = 0;
     for (size_t i = 0; i + tl <= n;) {
         if (memcmp(s + i, term, tl) == 0) {
             bytes_add_frame(out, s + start, i - start + (keep ? tl : 0));
+            frames++;
             i += tl;
             start = i;
         } else {
             i++;
         }
     }
+    return frames;
 }
 
 /* ------------------------------------------------------------------ */
@@ -67,13 +72,14 @@ struct rec {
     evt_bytes cur;              /* user collector: the frame so far */
     int n_found, n_error, last_err, n_destroy, late_calls;
     bool destroyed;
-    size_t bytes_in;        /* evt_bytes of all frames */
+    size_t bytes_in;        /* bytes of all frames */
     /* Called with each frame after it is recorded. */
     void (*hook)(rec *, const char *frame, size_t len);
     int hook_arg;
     int results[16];        /* push results a hook records */
     size_t pending[4];      /* output_pending values a hook records */
     size_t max_pending;
+    evc_chat *other;        /* a second chat a hook pushes to */
 };
 
 static void found_frame(rec *r, evc_chat *c, const char *p, size_t n)
@@ -243,7 +249,7 @@ static void feed(pair *p, const char *data, size_t len, const size_t *chunks, si
     ev_io_stop(p->loop, &f.w);
 }
 
-/* Reads exactly n evt_bytes from the peer while running the loop; NUL-terminates. */
+/* Reads exactly n bytes from the peer while running the loop; NUL-terminates. */
 static void drain_exact(pair *p, evt_bytes *got, size_t n)
 {
     char buf[65536];
@@ -321,26 +327,32 @@ static void test_keep_terminator_user_collector(void **state)
     }
 }
 
-/* After the first frame, keep is turned off: later frames, already buffered, drop it again. */
-static void keep_off_hook(rec *r, const char *frame, size_t len)
+/* After the first frame keep is turned off, after the third on again: the frames
+ * already buffered behind each change follow it. */
+static void keep_toggle_hook(rec *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1)
         evc_chat_set_keep_terminator(r->chat, false);
+    else if (r->n_found == 3)
+        evc_chat_set_keep_terminator(r->chat, true);
 }
 
-static void test_keep_turned_off_applies_to_buffered_lines(void **state)
+static void test_keep_toggled_applies_to_buffered_lines(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = keep_off_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
-    evc_chat_set_keep_terminator(c, true);
-    evt_send_all(p.peer, "one\ntwo\nthree\n", 14);
-    assert_true(evt_run_until_count(p.loop, &r.n_found, 3, 5.0));
-    assert_string_equal(r.frames.p, "4:one\n|3:two|5:three|");
-    pair_close(&p, &r);
+    const struct evc_chat_ops *const ops[] = {&incoming_ops, &collect_ops};
+    for (size_t k = 0; k < ARRAY_LEN(ops); k++) {
+        pair p;
+        pair_open(&p);
+        rec r = {.hook = keep_toggle_hook};
+        evc_chat *c = rec_open(&r, &p, ops[k], "\n");
+        evc_chat_set_keep_terminator(c, true);
+        evt_send_all(p.peer, "one\ntwo\nthree\nfour\n\n", 20);
+        assert_true(evt_run_until_count(p.loop, &r.n_found, 5, 5.0));
+        assert_string_equal(r.frames.p, "4:one\n|3:two|5:three|5:four\n|1:\n|");
+        pair_close(&p, &r);
+    }
 }
 
 /* A count terminator has no terminator bytes: keep changes nothing. */
@@ -367,8 +379,102 @@ static void test_keep_with_count_terminator(void **state)
     pair_close(&p, &r);
 }
 
+/* Random bytes over the terminator's own letters (so partial and overlapping matches
+ * are common), sent in random chunks down to single bytes: with either collector and
+ * keep on or off, the frames are the leftmost-match split of what was sent. */
+static void multibyte_case(const char *term, const struct evc_chat_ops *ops, bool keep,
+                           unsigned seed)
+{
+    const char *alphabet = term;
+    size_t na = strlen(term);
+    evt_bytes msg = {0};
+    for (int i = 0; i < 3000; i++) {
+        unsigned x = (unsigned)rand_r(&seed);
+        char ch = x % 8 == 0 ? 'x' : alphabet[(x >> 3) % na];
+        evt_bytes_add(&msg, &ch, 1);
+    }
+    evt_bytes_adds(&msg, term);
+    size_t chunks[32];
+    for (size_t i = 0; i < ARRAY_LEN(chunks); i++)
+        chunks[i] = 1 + (size_t)rand_r(&seed) % (i % 2 ? 3 : 200);
+
+    evt_bytes want = {0};
+    int frames = expected_frames(&want, msg.p, msg.len, term, keep);
+    pair p;
+    pair_open(&p);
+    rec r = {0};
+    evc_chat *c = rec_open(&r, &p, ops, term);
+    evc_chat_set_keep_terminator(c, keep);
+    feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
+    assert_true(evt_run_until_count(p.loop, &r.n_found, frames, 5.0));
+    assert_int_equal(r.frames.len, want.len);
+    assert_memory_equal(r.frames.p, want.p, want.len);
+    evt_bytes_free(&want);
+    evt_bytes_free(&msg);
+    pair_close(&p, &r);
+}
+
+static void test_keep_multibyte_terminators_in_random_splits(void **state)
+{
+    (void)state;
+    static const char *const terms[] = {"\r\n", "abcd", "aab", "abab"};
+    for (size_t t = 0; t < ARRAY_LEN(terms); t++) {
+        for (unsigned keep = 0; keep < 2; keep++) {
+            multibyte_case(terms[t], &incoming_ops, keep, 11 + (unsigned)t);
+            multibyte_case(terms[t], &collect_ops, keep, 21 + (unsigned)t);
+        }
+    }
+}
+
+/* max_frame counts a kept terminator: a line of max - 1 bytes plus "\n" is the longest
+ * frame; one byte more fails the chat.  Without keep the line alone may be max bytes.
+ * The same whether the line comes in one read (the fast path) or byte by byte. */
+static void max_keep_case(const struct evc_chat_ops *ops, bool keep, size_t chunk)
+{
+    enum { MAX = 10 };
+    size_t fits = MAX - (keep ? 1 : 0);
+    char msg[64];
+    memset(msg, 'f', fits);
+    msg[fits] = '\n';
+    memset(msg + fits + 1, 'g', fits + 1);
+    msg[2 * fits + 2] = '\n';
+    memcpy(msg + 2 * fits + 3, "never\n", 6);
+    size_t len = 2 * fits + 9;
+
+    pair p;
+    pair_open(&p);
+    rec r = {0};
+    evc_chat *c = rec_open(&r, &p, ops, "\n");
+    evc_chat_set_keep_terminator(c, keep);
+    evc_chat_set_max_frame(c, MAX);
+    feeder f;
+    feeder_start(&f, &p, msg, len, &chunk, 1);
+    assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
+    ev_io_stop(p.loop, &f.w);
+    evt_bytes want = {0};
+    bytes_add_frame(&want, msg, MAX);
+    assert_string_equal(r.frames.p, want.p);
+    assert_int_equal(r.n_error, 1);
+    assert_int_equal(r.last_err, -EMSGSIZE);
+    evt_bytes_free(&want);
+    pair_close(&p, &r);
+}
+
+static void test_max_frame_counts_the_kept_terminator(void **state)
+{
+    (void)state;
+    const struct evc_chat_ops *const ops[] = {&incoming_ops, &collect_ops};
+    for (size_t k = 0; k < ARRAY_LEN(ops); k++) {
+        for (unsigned keep = 0; keep < 2; keep++) {
+            max_keep_case(ops[k], keep, 0);
+            max_keep_case(ops[k], keep, 1);
+            max_keep_case(ops[k], keep, 7);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ */
-/* The fast path gives what the rules give, however the evt_bytes arrive   */
+/* The fast path gives what the rules give, however the bytes arrive   */
 /* ------------------------------------------------------------------ */
 
 /* Random lines, many of them at the lengths where copies and blocks change (16, 32, 64, 128). */
@@ -466,6 +572,67 @@ static void test_count_set_inside_found_applies_to_buffered_bytes(void **state)
     pair_close(&p, &r);
 }
 
+/* The same protocol at length: records of "LEN n" lines and n-byte payloads (which
+ * hold newlines) between plain lines, in random chunks, so the switches between the
+ * line fast path and the count fall anywhere relative to reads. */
+static void memcache_case(bool keep, unsigned seed)
+{
+    evt_bytes msg = {0}, want = {0};
+    int frames = 0;
+    while (msg.len < 60000) {
+        unsigned x = (unsigned)rand_r(&seed);
+        char line[32];
+        if (x % 3 == 0) {
+            size_t n = 1 + (x >> 2) % 2000;
+            int h = snprintf(line, sizeof line, "LEN %zu\n", n);
+            evt_bytes_add(&msg, line, (size_t)h);
+            bytes_add_frame(&want, line, (size_t)h - (keep ? 0 : 1));
+            size_t at = msg.len;
+            for (size_t i = 0; i < n; i++) {
+                char ch = rand_r(&seed) % 5 == 0 ? '\n' : (char)('a' + rand_r(&seed) % 26);
+                evt_bytes_add(&msg, &ch, 1);
+            }
+            bytes_add_frame(&want, msg.p + at, n);   /* a count keeps nothing */
+            frames += 2;
+        } else {
+            size_t n = (x >> 2) % 70;
+            for (size_t i = 0; i < n; i++)
+                line[i % sizeof line] = (char)('a' + i % 26);
+            size_t at = msg.len;
+            for (size_t i = 0; i < n; i++)
+                evt_bytes_add(&msg, &line[i % sizeof line], 1);
+            evt_bytes_add(&msg, "\n", 1);
+            bytes_add_frame(&want, msg.p + at, n + (keep ? 1 : 0));
+            frames++;
+        }
+    }
+    size_t chunks[40];
+    for (size_t i = 0; i < ARRAY_LEN(chunks); i++)
+        chunks[i] = 1 + (size_t)rand_r(&seed) % (i % 5 == 0 ? 9 : 3000);
+
+    pair p;
+    pair_open(&p);
+    rec r = {.hook = len_hook};
+    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evc_chat_set_keep_terminator(c, keep);
+    feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
+    assert_true(evt_run_until_count(p.loop, &r.n_found, frames, 5.0));
+    assert_int_equal(r.frames.len, want.len);
+    assert_memory_equal(r.frames.p, want.p, want.len);
+    evt_bytes_free(&want);
+    evt_bytes_free(&msg);
+    pair_close(&p, &r);
+}
+
+static void test_count_and_lines_interleaved_in_random_chunks(void **state)
+{
+    (void)state;
+    for (unsigned seed = 1; seed <= 3; seed++) {
+        memcache_case(false, seed);
+        memcache_case(true, 100 + seed);
+    }
+}
+
 static void crlf_hook(rec *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
@@ -537,8 +704,11 @@ static void close_all_hook(rec *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1) {
+        /* The first push opens the push window; the close must shut it too. */
+        r->results[1] = evc_chat_push(r->chat, "early", 5);
         evc_close_all(r->loop);
         r->results[0] = evc_chat_push(r->chat, "late", 4);
+        r->results[2] = evc_chat_push(r->chat, "", 0);
     }
 }
 
@@ -552,7 +722,9 @@ static void test_close_all_inside_found_stops_and_refuses_pushes(void **state)
     evt_send_all(p.peer, "1\n2\n3\n", 6);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
     assert_int_equal(r.n_found, 1);
+    assert_int_equal(r.results[1], 0);
     assert_int_equal(r.results[0], -EPIPE);
+    assert_int_equal(r.results[2], -EPIPE);
     pair_close(&p, &r);
 }
 
@@ -579,17 +751,20 @@ static void test_max_frame_lowered_inside_found(void **state)
     pair_close(&p, &r);
 }
 
-/* A line over the limit fails its own channel; a neighbour on the same loop goes on. */
+/* A line over the limit (a set one, or the default 1 MiB) fails its own channel; a
+ * neighbour on the same loop goes on.  A line of exactly the default limit passes. */
 static void test_oversized_line_fails_only_its_channel(void **state)
 {
     (void)state;
-    static const size_t limits[] = {1000, 70000};
+    static const size_t limits[] = {1000, 70000, EVC_DEFAULT_MAX_FRAME};
     for (size_t k = 0; k < ARRAY_LEN(limits); k++) {
+        bool is_default = limits[k] == EVC_DEFAULT_MAX_FRAME;
         pair p;
         pair_open(&p);
         rec bad = {0};
         evc_chat *c = rec_open(&bad, &p, &incoming_ops, "\n");
-        evc_chat_set_max_frame(c, limits[k]);
+        if (!is_default)
+            evc_chat_set_max_frame(c, limits[k]);
         int fds[2];
         evt_tcp_pair(fds);
         rec good = {0};
@@ -598,18 +773,28 @@ static void test_oversized_line_fails_only_its_channel(void **state)
         assert_non_null(good.chat);
         evc_chat_set_terminator(good.chat, "\n");
 
-        size_t n = 2 * limits[k];
+        size_t n = is_default ? limits[k] + 1 : 2 * limits[k];
         char *line = malloc(n + 1);
         assert_non_null(line);
         memset(line, 'x', n);
         line[n] = '\n';
         feed(&p, "ok\n", 3, NULL, 0);
+        evt_bytes want = {0};
+        bytes_add_frame(&want, "ok", 2);
+        if (is_default) {
+            /* The longest line the default allows, then one byte longer. */
+            feed(&p, line + 1, n, NULL, 0);
+            assert_true(evt_run_until_count(p.loop, &bad.n_found, 2, 10.0));
+            bytes_add_frame(&want, line + 1, n - 1);
+        }
         feeder f;
         feeder_start(&f, &p, line, n + 1, NULL, 0);
         assert_true(evt_run_until(p.loop, &bad.destroyed, 10.0));
         ev_io_stop(p.loop, &f.w);
         assert_int_equal(bad.last_err, -EMSGSIZE);
-        assert_string_equal(bad.frames.p, "2:ok|");
+        assert_int_equal(bad.frames.len, want.len);
+        assert_memory_equal(bad.frames.p, want.p, want.len);
+        evt_bytes_free(&want);
 
         evt_send_all(fds[0], "still here\n", 11);
         assert_true(evt_run_until_count(p.loop, &good.n_found, 1, 5.0));
@@ -765,6 +950,44 @@ static void limit_hook(rec *r, const char *frame, size_t len)
     r->results[4] = evc_chat_push(r->chat, buf, 1000);
 }
 
+/* Short pushes, most of them into the push window: the one that would pass the limit
+ * is refused to the byte, and one that exactly fills it is not. */
+static void small_limit_hook(rec *r, const char *frame, size_t len)
+{
+    (void)frame, (void)len;
+    static const char sixteen[] = "0123456789abcdef";
+    for (int i = 0; i < 63; i++)
+        r->results[i < 62 ? 0 : 1] |= evc_chat_push(r->chat, sixteen, 16);
+    r->results[2] = evc_chat_push(r->chat, "01234567", 8);   /* 62 * 16 + 8 = 1000 */
+    r->results[3] = evc_chat_push(r->chat, "!", 1);
+    r->pending[0] = evc_chat_output_pending(r->chat);
+}
+
+static void test_output_limit_counts_window_pushes(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p);
+    rec r = {.hook = small_limit_hook};
+    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evc_chat_set_output_limit(c, 1000);
+    assert_int_equal(evc_chat_set_watermarks(c, 0, 0), 0);
+    evt_send_all(p.peer, "x\n", 2);
+    evt_bytes got = {0};
+    drain_exact(&p, &got, 1000);
+    assert_int_equal(r.results[0], 0);
+    assert_int_equal(r.results[1], -ENOBUFS);
+    assert_int_equal(r.results[2], 0);
+    assert_int_equal(r.results[3], -ENOBUFS);
+    assert_int_equal(r.pending[0], 1000);
+    assert_memory_equal(got.p + 992, "01234567", 8);
+    evt_run_for(p.loop, 0.02);
+    char extra;
+    assert_true(recv(p.peer, &extra, 1, 0) < 0);
+    evt_bytes_free(&got);
+    pair_close(&p, &r);
+}
+
 static void test_output_limit_refuses_the_crossing_push(void **state)
 {
     (void)state;
@@ -836,16 +1059,166 @@ static void test_high_water_inside_callbacks_pauses_reading(void **state)
     pair_close(&p, &r);
 }
 
+/* Pushes crossing the high-water mark inside one callback: the callback's pushes all
+ * queue, the chat then reads and delivers nothing more while the peer does not read,
+ * and it answers the lines sent meanwhile once the peer drains. */
+static void flood_hook(rec *r, const char *frame, size_t len)
+{
+    (void)frame, (void)len;
+    if (r->n_found > 1) {
+        r->results[1] |= evc_chat_push(r->chat, "ok\n", 3);
+        return;
+    }
+    char buf[4096];
+    for (int i = 0; i < 100; i++) {
+        memset(buf, 'A' + i % 26, sizeof buf);
+        r->results[0] |= evc_chat_push(r->chat, buf, sizeof buf);
+    }
+    r->pending[0] = evc_chat_output_pending(r->chat);
+}
+
+static void test_high_water_crossed_inside_one_callback(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p);
+    int small = 32768;
+    assert_int_equal(setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(setsockopt(p.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    rec r = {.hook = flood_hook};
+    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    assert_int_equal(evc_chat_set_watermarks(c, 8000, 20000), 0);
+
+    evt_send_all(p.peer, "go\n", 3);
+    assert_true(evt_run_until_count(p.loop, &r.n_found, 1, 5.0));
+    assert_int_equal(r.results[0], 0);
+    assert_int_equal(r.pending[0], 100 * 4096);
+    /* More than the mark is still queued (the kernel took what it could). */
+    assert_true(evc_chat_output_pending(c) > 20000);
+    evt_send_all(p.peer, "a\nb\nc\n", 6);
+    evt_run_for(p.loop, 0.1);
+    assert_int_equal(r.n_found, 1);
+
+    evt_bytes got = {0};
+    drain_exact(&p, &got, 100 * 4096 + 3 * 3);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(got.p[(size_t)i * 4096 + 4095], 'A' + i % 26);
+    assert_memory_equal(got.p + 100 * 4096, "ok\nok\nok\n", 9);
+    assert_int_equal(r.n_found, 4);
+    assert_int_equal(r.results[1], 0);
+    evt_bytes_free(&got);
+    pair_close(&p, &r);
+}
+
+/* Pushes from outside the chat's own callbacks (a timer, another chat's callback) are
+ * counted at once and written before the loop sleeps. */
+typedef struct timer_push {
+    ev_timer w;
+    evc_chat *chat;
+    size_t pending;
+    int rc;
+    bool fired;
+} timer_push;
+
+static void timer_push_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    timer_push *t = (timer_push *)w;
+    (void)loop, (void)revents;
+    static const size_t sizes[] = {1, 16, 17, 64, 65, 4096};
+    char buf[4096];
+    size_t total = 0;
+    for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+        memset(buf, '0' + (int)i, sizes[i]);
+        t->rc |= evc_chat_push(t->chat, buf, sizes[i]);
+        total += sizes[i];
+    }
+    t->rc |= evc_chat_pushf(t->chat, "<%d>", 7);
+    total += 3;
+    t->pending = evc_chat_output_pending(t->chat) == total ? total : 0;
+    t->fired = true;
+}
+
+static void relay_hook(rec *r, const char *frame, size_t len)
+{
+    /* A push into this chat first opens its own window; the relay must not land in it. */
+    r->results[0] |= evc_chat_push(r->chat, "+", 1);
+    r->results[1] |= evc_chat_push(r->other, frame, len);
+    r->results[1] |= evc_chat_push(r->other, "\n", 1);
+}
+
+static void test_pushes_from_outside_callbacks_are_written(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p);
+    rec r = {.hook = relay_hook};
+    rec_open(&r, &p, &incoming_ops, "\n");
+
+    /* A second chat on the same loop, written to only from the first one's callbacks
+     * and from a timer. */
+    int fds[2];
+    evt_tcp_pair(fds);
+    rec other = {.loop = p.loop};
+    other.chat = evc_chat_new(p.loop, fds[1], &incoming_ops, &other);
+    assert_non_null(other.chat);
+    r.other = other.chat;
+
+    timer_push t = {.chat = other.chat};
+    ev_timer_init(&t.w, timer_push_cb, 0.01, 0.0);
+    ev_timer_start(p.loop, &t.w);
+    assert_true(evt_run_until(p.loop, &t.fired, 5.0));
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.pending, 1 + 16 + 17 + 64 + 65 + 4096 + 3);
+
+    evt_send_all(p.peer, "one\ntwo\nthree\n", 14);
+    assert_true(evt_run_until_count(p.loop, &r.n_found, 3, 5.0));
+
+    evt_bytes want = {0};
+    static const size_t sizes[] = {1, 16, 17, 64, 65, 4096};
+    for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
+        for (size_t k = 0; k < sizes[i]; k++)
+            evt_bytes_add(&want, &(char){(char)('0' + i)}, 1);
+    evt_bytes_adds(&want, "<7>one\ntwo\nthree\n");
+    evt_bytes got = {0};
+    char buf[8192];
+    for (int spins = 0; got.len < want.len && spins < 5000; spins++) {
+        ssize_t k = recv(fds[0], buf, sizeof buf, MSG_DONTWAIT);
+        if (k > 0)
+            evt_bytes_add(&got, buf, (size_t)k);
+        else
+            evt_run_for(p.loop, 0.001);
+    }
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.p, want.p, want.len);
+    evt_bytes reply = {0};
+    drain_exact(&p, &reply, 3);
+    assert_memory_equal(reply.p, "+++", 3);
+    assert_int_equal(r.results[0], 0);
+    assert_int_equal(r.results[1], 0);
+
+    evc_chat_close(other.chat);
+    close(fds[0]);
+    evt_bytes_free(&got);
+    evt_bytes_free(&want);
+    evt_bytes_free(&reply);
+    pair_close(&p, &r);
+    assert_true(other.destroyed);
+    evt_bytes_free(&other.frames);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keep_terminator_default_collector),
         cmocka_unit_test(test_keep_terminator_user_collector),
-        cmocka_unit_test(test_keep_turned_off_applies_to_buffered_lines),
+        cmocka_unit_test(test_keep_toggled_applies_to_buffered_lines),
         cmocka_unit_test(test_keep_with_count_terminator),
+        cmocka_unit_test(test_keep_multibyte_terminators_in_random_splits),
+        cmocka_unit_test(test_max_frame_counts_the_kept_terminator),
         cmocka_unit_test(test_fast_path_equals_split_on_newline),
         cmocka_unit_test(test_fast_path_large_burst),
         cmocka_unit_test(test_count_set_inside_found_applies_to_buffered_bytes),
+        cmocka_unit_test(test_count_and_lines_interleaved_in_random_chunks),
         cmocka_unit_test(test_terminator_changed_to_crlf_inside_found),
         cmocka_unit_test(test_discard_inside_found_drops_the_rest),
         cmocka_unit_test(test_close_inside_found_stops_at_once),
@@ -856,7 +1229,10 @@ int main(void)
         cmocka_unit_test(test_push_flavours_keep_fifo_order_inside_callback),
         cmocka_unit_test(test_pushes_of_every_size_arrive_intact),
         cmocka_unit_test(test_output_limit_refuses_the_crossing_push),
+        cmocka_unit_test(test_output_limit_counts_window_pushes),
         cmocka_unit_test(test_high_water_inside_callbacks_pauses_reading),
+        cmocka_unit_test(test_high_water_crossed_inside_one_callback),
+        cmocka_unit_test(test_pushes_from_outside_callbacks_are_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
