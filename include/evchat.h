@@ -175,6 +175,49 @@ EVC_EXPORT evc_producer *evc_simple_producer_new(const void *bytes, size_t len, 
  * and closes it when done.  Uses sendfile(2) into sockets where the kernel allows. */
 EVC_EXPORT evc_producer *evc_file_producer_new(int fd, uint64_t offset, uint64_t length);
 
+/* Stock wrappers (Medusa's producers).  A wrapper pulls the producer(s) it wraps
+ * with evc_producer_more, passes on EVC_NOT_YET (losing nothing, resuming where it
+ * stopped) and -errno (after the bytes before it; asked again, it answers the same
+ * error).  On success a wrapper owns what it wraps and frees it when done or
+ * destroyed; on failure (NULL + errno) the caller keeps it. */
+
+/* HTTP/1.1 chunked transfer coding of inner: each piece as "<hex size>\r\n<bytes>\r\n",
+ * then "0\r\n", trailers, "\r\n".  trailers: NULL, or header lines each ending
+ * "\r\n" (copied).  EINVAL for malformed trailers.  Owns inner on success. */
+EVC_EXPORT evc_producer *evc_chunked_producer_new(evc_producer *inner, const char *trailers);
+/* The n producers in order, each freed as it finishes.  Owns all n on success
+ * (the array itself is copied).  EINVAL for a NULL entry. */
+EVC_EXPORT evc_producer *evc_composite_producer_new(evc_producer *const *producers, size_t n);
+/* Each of the n C strings followed by "\r\n" (copied). */
+EVC_EXPORT evc_producer *evc_lines_producer_new(const char *const *lines, size_t n);
+/* Coalesces inner's pieces: each more() gathers until min_size bytes (or cap) are
+ * ready or inner pauses or ends (0: 65536).  Owns inner on success. */
+EVC_EXPORT evc_producer *evc_globbing_producer_new(evc_producer *inner, size_t min_size);
+/* What hook(p, total, status, arg) is told: exactly once, with the bytes handed out;
+ * status 0 when inner finished, its -errno when it failed, -ECANCELED when the
+ * producer is destroyed before either. */
+typedef void (*evc_producer_hook)(evc_producer *, uint64_t total, int status, void *arg);
+/* inner unchanged, then hook(...) as above.  Owns inner on success. */
+EVC_EXPORT evc_producer *evc_hooked_producer_new(evc_producer *inner, evc_producer_hook hook,
+                                                 void *arg);
+/* inner with every `from` replaced by `to` (C strings, matched across piece edges).
+ * from and to NULL: SMTP dot-stuffing, "\r\n." becomes "\r\n.." and a '.' at the very
+ * start becomes "..".  EINVAL for an empty from or one NULL.  Owns inner on success. */
+EVC_EXPORT evc_producer *evc_escaping_producer_new(evc_producer *inner, const char *from,
+                                                   const char *to);
+
+/* Container formats of evc_compressed_producer_new (all deflate inside). */
+typedef enum evc_compress_format {
+    EVC_COMPRESS_ZLIB = 0,   /* RFC 1950: zlib header and Adler-32 (HTTP "deflate", Medusa's) */
+    EVC_COMPRESS_GZIP = 1,   /* RFC 1952: gzip header (no name, mtime 0) and CRC-32 (HTTP "gzip") */
+    EVC_COMPRESS_RAW = 2     /* RFC 1951: bare deflate, no header or check */
+} evc_compress_format;
+/* inner compressed by zlib at level (0-9, -1: zlib's default); at levels other than 0
+ * the bytes equal a one-shot deflate of the whole of inner.  EINVAL for a bad level or
+ * format.  Owns inner on success. */
+EVC_EXPORT evc_producer *evc_compressed_producer_new(evc_producer *inner, int level,
+                                                     evc_compress_format format);
+
 /* ------------------------------------------------------------------ */
 /* Chat: asynchat.async_chat                                           */
 /* ------------------------------------------------------------------ */

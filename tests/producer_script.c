@@ -1,0 +1,203 @@
+/*
+ * Test helpers for wrapping producers; see producer_script.h.
+ */
+#include "producer_script.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+uint32_t evt_rand(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return x;
+}
+
+static ssize_t script_more(evc_producer *p, void *buf, size_t cap, void *data)
+{
+    evt_script *s = data;
+    (void)p;
+    assert_true(cap > 0);
+    s->calls++;
+    if (s->ended) {
+        s->calls_after_end++;
+        return s->end_answer;
+    }
+    if (s->seed && (int)(evt_rand(&s->seed) % 100) < s->not_yet_pct) {
+        s->not_yets++;
+        return EVC_NOT_YET;
+    }
+    if (s->fail_err && s->pos >= s->fail_at) {
+        s->ended = true;
+        s->end_answer = s->fail_err;
+        return s->fail_err;
+    }
+    size_t n = s->len - s->pos;
+    if (s->fail_err && n > s->fail_at - s->pos)
+        n = s->fail_at - s->pos;
+    size_t piece = s->piece;
+    if (piece && s->seed)
+        piece = 1 + evt_rand(&s->seed) % piece;
+    if (piece && n > piece)
+        n = piece;
+    if (n > cap)
+        n = cap;
+    if (n == 0) {
+        s->ended = true;
+        return 0;
+    }
+    memcpy(buf, s->text + s->pos, n);
+    s->pos += n;
+    return (ssize_t)n;
+}
+
+static void script_destroy(evc_producer *p, void *data)
+{
+    evt_script *s = data;
+    (void)p;
+    s->destroyed++;
+}
+
+static const struct evc_producer_ops script_ops = {
+    .more = script_more,
+    .on_destroy = script_destroy,
+};
+
+evc_producer *evt_script_producer(evt_script *s)
+{
+    evc_producer *p = evc_producer_new(&script_ops, s);
+    assert_non_null(p);
+    return p;
+}
+
+int evt_pull_all(evc_producer *p, const size_t *caps, size_t ncaps, evt_bytes *out,
+                 int *not_yets)
+{
+    /* Red zone after cap: a producer writing past its cap is caught here. */
+    enum { RED = 64 };
+    size_t maxcap = 0;
+    for (size_t i = 0; i < ncaps; i++)
+        if (caps[i] > maxcap)
+            maxcap = caps[i];
+    unsigned char *buf = malloc(maxcap + RED);
+    assert_non_null(buf);
+    size_t turn = 0;
+    for (long guard = 0;; guard++) {
+        assert_true(guard < 50000000L);
+        size_t cap = caps[turn++ % ncaps];
+        memset(buf + cap, 0xA5, RED);
+        ssize_t r = evc_producer_more(p, buf, cap);
+        for (size_t i = 0; i < RED; i++)
+            assert_int_equal(buf[cap + i], 0xA5);
+        if (r > 0) {
+            assert_true((size_t)r <= cap);
+            evt_bytes_add(out, buf, (size_t)r);
+            continue;
+        }
+        if (r == EVC_NOT_YET) {
+            if (not_yets)
+                (*not_yets)++;
+            continue;
+        }
+        /* Finished or failed: asked again, it says the same. */
+        assert_int_equal(evc_producer_more(p, buf, cap), r);
+        free(buf);
+        return (int)r;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Round trip through a chat                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct round_trip {
+    evc_chat *chat;
+    evt_bytes *got;
+    int peer_fd;
+    bool eof, destroyed;
+    int errors;
+    ev_io reader;
+    ev_timer resumer;
+} round_trip;
+
+static void rt_error(evc_chat *c, int err, void *data)
+{
+    round_trip *rt = data;
+    (void)err;
+    rt->errors++;
+    evc_chat_close(c);
+}
+
+static void rt_destroy(evc_chat *c, void *data)
+{
+    round_trip *rt = data;
+    (void)c;
+    rt->destroyed = true;
+}
+
+static const struct evc_chat_ops rt_ops = {
+    .handle_error = rt_error,
+    .on_destroy = rt_destroy,
+};
+
+static void rt_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    round_trip *rt = w->data;
+    (void)revents;
+    char buf[65536];
+    ssize_t n = read(rt->peer_fd, buf, sizeof buf);
+    if (n > 0) {
+        evt_bytes_add(rt->got, buf, (size_t)n);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    rt->eof = true;
+    ev_io_stop(loop, w);
+}
+
+static void rt_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    round_trip *rt = w->data;
+    (void)revents;
+    if (rt->destroyed || evc_chat_closed(rt->chat))
+        ev_timer_stop(loop, w);
+    else
+        evc_chat_resume(rt->chat);
+}
+
+void evt_chat_round_trip(evc_producer *p, evt_bytes *got)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(loop);
+    int fds[2];
+    evt_tcp_pair(fds);
+    assert_int_equal(fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK), 0);
+    round_trip rt = {.got = got, .peer_fd = fds[0]};
+    rt.chat = evc_chat_new(loop, fds[1], &rt_ops, &rt);
+    assert_non_null(rt.chat);
+    assert_int_equal(evc_chat_push_with_producer(rt.chat, p), 0);
+    evc_chat_close_when_done(rt.chat);
+
+    ev_io_init(&rt.reader, rt_read, fds[0], EV_READ);
+    rt.reader.data = &rt;
+    ev_io_start(loop, &rt.reader);
+    ev_timer_init(&rt.resumer, rt_resume, 0.001, 0.001);
+    rt.resumer.data = &rt;
+    ev_timer_start(loop, &rt.resumer);
+
+    assert_true(evt_run_until(loop, &rt.eof, 20.0));
+    ev_io_stop(loop, &rt.reader);
+    ev_timer_stop(loop, &rt.resumer);
+    assert_true(evt_run_until(loop, &rt.destroyed, 5.0));
+    assert_int_equal(rt.errors, 0);
+    evt_assert_loop_empty(loop);
+    ev_loop_destroy(loop);
+    close(fds[0]);
+}
