@@ -679,7 +679,8 @@ static void test_smtp_dot_stuffing(void **state)
                 assert_non_null(p);
                 evt_bytes got = {0};
                 assert_int_equal(evt_pull_all(p, c ? BIG_CAP : caps_1, 1, &got, NULL), 0);
-                if (got.len != strlen(cases[i].out) || memcmp(got.p, cases[i].out, got.len) != 0)
+                if (got.len != strlen(cases[i].out) ||
+                    (got.len > 0 && memcmp(got.p, cases[i].out, got.len) != 0))
                     fail_msg("case %zu, piece %zu: wrong stuffing", i, piece);
                 evc_producer_free(p);
                 evt_bytes_free(&got);
