@@ -113,6 +113,112 @@ int evt_pull_all(evc_producer *p, const size_t *caps, size_t ncaps, evt_bytes *o
 }
 
 /* ------------------------------------------------------------------ */
+/* Texts and references                                                */
+/* ------------------------------------------------------------------ */
+
+/* Medusa's test_string: 16385 digits, '0'..'9' repeating. */
+char *evt_medusa_test_string(size_t *len)
+{
+    *len = 16385;
+    char *t = malloc(*len + 1);
+    assert_non_null(t);
+    for (size_t i = 0; i < *len; i++)
+        t[i] = (char)('0' + i % 10);
+    t[*len] = '\0';
+    return t;
+}
+
+/* Text over a small alphabet rich in CR, LF and '.', for the escaping tests. */
+char *evt_dotty_text(size_t len, uint32_t seed)
+{
+    static const char alphabet[] = "\r\n.\r\n.a ";
+    char *t = malloc(len + 1);
+    assert_non_null(t);
+    for (size_t i = 0; i < len; i++)
+        t[i] = alphabet[evt_rand(&seed) % (sizeof alphabet - 1)];
+    t[len] = '\0';
+    return t;
+}
+
+/* str.replace(from, to), and for smtp a '.' at the start stuffed as well. */
+void evt_replace_all(const char *t, size_t len, const char *from, const char *to, bool smtp,
+                     evt_bytes *out)
+{
+    size_t flen = strlen(from), i = 0;
+    if (smtp && len > 0 && t[0] == '.') {
+        evt_bytes_adds(out, "..");
+        i = 1;
+    }
+    while (i < len) {
+        if (len - i >= flen && memcmp(t + i, from, flen) == 0) {
+            evt_bytes_adds(out, to);
+            i += flen;
+        } else {
+            evt_bytes_add(out, t + i++, 1);
+        }
+    }
+}
+
+/*
+ * Decodes chunked coding strictly: lower-case hex sizes without leading zeros,
+ * CRLFs where they belong, a last chunk, then trailer lines and an empty line
+ * ending exactly at len.  Returns false on anything else.
+ */
+bool evt_chunked_decode(const char *in, size_t len, evt_bytes *body, evt_bytes *trailers)
+{
+    size_t i = 0;
+    for (;;) {
+        size_t size = 0, digits = 0;
+        while (i < len && ((in[i] >= '0' && in[i] <= '9') || (in[i] >= 'a' && in[i] <= 'f'))) {
+            size = size * 16 + (size_t)(in[i] <= '9' ? in[i] - '0' : in[i] - 'a' + 10);
+            digits++;
+            i++;
+        }
+        if (digits == 0 || (digits > 1 && in[i - digits] == '0'))
+            return false;
+        if (len - i < 2 || memcmp(in + i, "\r\n", 2) != 0)
+            return false;
+        i += 2;
+        if (size == 0)
+            break;
+        if (len - i < size + 2 || memcmp(in + i + size, "\r\n", 2) != 0)
+            return false;
+        evt_bytes_add(body, in + i, size);
+        i += size + 2;
+    }
+    /* Trailer lines up to the empty line. */
+    for (;;) {
+        const char *crlf = memmem(in + i, len - i, "\r\n", 2);
+        if (!crlf)
+            return false;
+        size_t n = (size_t)(crlf - (in + i));
+        if (n == 0)
+            return i + 2 == len;
+        evt_bytes_add(trailers, in + i, n + 2);
+        i += n + 2;
+    }
+}
+
+evc_producer *evt_simple(const char *text, size_t len, size_t piece)
+{
+    evc_producer *p = evc_simple_producer_new(text, len, piece);
+    assert_non_null(p);
+    return p;
+}
+
+void evt_assert_produces(evc_producer *p, const char *want, size_t want_len)
+{
+    static const size_t big_cap[] = {65536};
+    evt_bytes got = {0};
+    assert_int_equal(evt_pull_all(p, big_cap, 1, &got, NULL), 0);
+    assert_int_equal(got.len, want_len);
+    if (want_len)
+        assert_memory_equal(got.p, want, want_len);
+    evc_producer_free(p);
+    evt_bytes_free(&got);
+}
+
+/* ------------------------------------------------------------------ */
 /* Round trip through a chat                                           */
 /* ------------------------------------------------------------------ */
 

@@ -48,6 +48,23 @@ int evt_pull_all(evc_producer *p, const size_t *caps, size_t ncaps, evt_bytes *o
  * loop ended empty. */
 void evt_chat_round_trip(evc_producer *p, evt_bytes *got);
 
+/* Medusa's test_string: 16385 digits, '0'..'9' repeating (malloc'd, NUL-terminated). */
+char *evt_medusa_test_string(size_t *len);
+/* len bytes over a small alphabet rich in CR, LF and '.' (malloc'd, NUL-terminated). */
+char *evt_dotty_text(size_t len, uint32_t seed);
+/* Appends text with every from replaced by to, as Python's str.replace; with smtp, a '.'
+ * at the very start becomes ".." as well.  The reference the escaping tests check against. */
+void evt_replace_all(const char *text, size_t len, const char *from, const char *to, bool smtp,
+                     evt_bytes *out);
+/* Decodes HTTP chunked coding strictly (lower-case hex sizes without leading zeros,
+ * CRLFs where they belong, a last chunk, trailer lines, the empty line ending exactly at
+ * len) into body and trailers (the lines with their CRLFs).  False on anything else. */
+bool evt_chunked_decode(const char *in, size_t len, evt_bytes *body, evt_bytes *trailers);
+/* evc_simple_producer_new, asserting it succeeded. */
+evc_producer *evt_simple(const char *text, size_t len, size_t piece);
+/* Pulls p to the end with a big cap, asserts it made exactly want, frees p. */
+void evt_assert_produces(evc_producer *p, const char *want, size_t want_len);
+
 /* A small deterministic PRNG (xorshift32); *state must start non-zero. */
 uint32_t evt_rand(uint32_t *state);
 

@@ -16,16 +16,6 @@
 
 static const size_t BIG_CAP[] = {65536};
 
-static char *medusa_test_string(size_t *len)
-{
-    *len = 16385;
-    char *t = malloc(*len + 1);
-    assert_non_null(t);
-    for (size_t i = 0; i < *len; i++)
-        t[i] = (char)('0' + i % 10);
-    return t;
-}
-
 /* Text that compresses somewhat, not trivially: words from a small list. */
 static char *wordy_text(size_t len, uint32_t seed)
 {
@@ -103,7 +93,7 @@ static void test_medusa_vector_equals_compress2(void **state)
 {
     (void)state;
     size_t len;
-    char *t = medusa_test_string(&len);
+    char *t = evt_medusa_test_string(&len);
     /* compress2 itself, as Medusa compares with zlib.compress(s, 5). */
     uLongf clen = compressBound(len);
     unsigned char *c = malloc(clen);
