@@ -35,6 +35,16 @@ static void test_medusa_lines(void **state)
     evc_producer *p = evc_lines_producer_new(lines, 65);
     assert_non_null(p);
     evt_assert_produces(p, want.p, want.len);
+    /* The same a byte or a few at a time. */
+    static const size_t tiny[] = {1, 2, 3};
+    evt_bytes got = {0};
+    p = evc_lines_producer_new(lines, 65);
+    assert_non_null(p);
+    assert_int_equal(evt_pull_all(p, tiny, 3, &got, NULL), 0);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.p, want.p, want.len);
+    evc_producer_free(p);
+    evt_bytes_free(&got);
     evt_bytes_free(&want);
 
     /* Lines are copied; an empty line is just CRLF; no lines is finished at once. */
