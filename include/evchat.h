@@ -197,7 +197,7 @@ EVC_EXPORT evc_producer *evc_globbing_producer_new(evc_producer *inner, size_t m
  * status 0 when inner finished, its -errno when it failed, -ECANCELED when the
  * producer is destroyed before either. */
 typedef void (*evc_producer_hook)(evc_producer *, uint64_t total, int status, void *arg);
-/* inner unchanged, then hook(...) as above.  Owns inner on success. */
+/* inner unchanged, then hook(...) as above.  EINVAL for a NULL hook.  Owns inner on success. */
 EVC_EXPORT evc_producer *evc_hooked_producer_new(evc_producer *inner, evc_producer_hook hook,
                                                  void *arg);
 /* inner with every `from` replaced by `to` (C strings, matched across piece edges).

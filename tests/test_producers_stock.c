@@ -150,9 +150,12 @@ static void test_medusa_hooked(void **state)
 static void test_medusa_chunked(void **state)
 {
     (void)state;
-    evc_producer *p = evc_chunked_producer_new(evt_simple(S("the quick brown fox"), 5), "FOOTER\r\n");
+    /* Medusa's footers=['FOOTER'] is the trailer line "FOOTER\r\n" here. */
+    evc_producer *p = evc_chunked_producer_new(evt_simple(S("the quick brown fox"), 5),
+                                               "FOOTER\r\n");
     assert_non_null(p);
-    evt_assert_produces(p, S("5\r\nthe q\r\n5\r\nuick \r\n5\r\nbrown\r\n4\r\n fox\r\n0\r\nFOOTER\r\n\r\n"));
+    evt_assert_produces(p, S("5\r\nthe q\r\n5\r\nuick \r\n5\r\nbrown\r\n4\r\n fox\r\n"
+                             "0\r\nFOOTER\r\n\r\n"));
 
     /* No trailers, and several. */
     p = evc_chunked_producer_new(evt_simple(S("the quick brown fox"), 5), NULL);
