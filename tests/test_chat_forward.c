@@ -26,154 +26,6 @@
 #define BIG_PIECE 512
 
 /* ------------------------------------------------------------------ */
-/* A peer socket that sends a body and collects what comes back        */
-/* ------------------------------------------------------------------ */
-
-typedef struct peer {
-    int fd;
-    const char *out;          /* bytes to send */
-    size_t out_len, sent;
-    size_t chunk;             /* most bytes per send, so the chat sees many reads */
-    bool shut_when_sent;      /* shutdown(SHUT_WR) once everything is sent */
-    evt_bytes got;
-    size_t want;              /* done once this many bytes came back */
-    bool reading;
-    ev_io io;
-    ev_timer start_reading;
-    struct ev_loop *loop;
-} peer;
-
-static void peer_update(peer *p)
-{
-    int ev = 0;
-    if (p->sent < p->out_len)
-        ev |= EV_WRITE;
-    if (p->reading && p->got.len < p->want)
-        ev |= EV_READ;
-    ev_io_stop(p->loop, &p->io);
-    if (ev) {
-        ev_io_set(&p->io, p->fd, ev);
-        ev_io_start(p->loop, &p->io);
-    }
-}
-
-static void peer_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    peer *p = w->data;
-    (void)loop;
-    if ((revents & EV_WRITE) && p->sent < p->out_len) {
-        size_t n = p->out_len - p->sent;
-        if (n > p->chunk)
-            n = p->chunk;
-        ssize_t k = send(p->fd, p->out + p->sent, n, MSG_NOSIGNAL);
-        if (k > 0)
-            p->sent += (size_t)k;
-        else
-            assert_true(k < 0 && errno == EAGAIN);
-        if (p->sent == p->out_len && p->shut_when_sent)
-            shutdown(p->fd, SHUT_WR);
-    }
-    if (revents & EV_READ) {
-        char buf[65536];
-        ssize_t k = recv(p->fd, buf, sizeof buf, 0);
-        if (k > 0)
-            evt_bytes_add(&p->got, buf, (size_t)k);
-        else if (k == 0)
-            p->want = p->got.len;     /* EOF: nothing more will come */
-        else
-            assert_true(errno == EAGAIN);
-    }
-    peer_update(p);
-}
-
-static void peer_start_reading(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    peer *p = w->data;
-    (void)loop;
-    (void)revents;
-    p->reading = true;
-    peer_update(p);
-}
-
-/* Starts a peer on fd that sends out[0, out_len) and reads after read_delay seconds. */
-static void peer_start(peer *p, struct ev_loop *loop, int fd, const char *out, size_t out_len,
-                       size_t want, double read_delay)
-{
-    memset(p, 0, sizeof *p);
-    p->loop = loop;
-    p->fd = fd;
-    p->out = out;
-    p->out_len = out_len;
-    p->chunk = 40000;
-    p->want = want;
-    assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-    ev_io_init(&p->io, peer_cb, fd, 0);
-    p->io.data = p;
-    ev_timer_init(&p->start_reading, peer_start_reading, read_delay, 0.);
-    p->start_reading.data = p;
-    ev_timer_start(loop, &p->start_reading);
-    peer_update(p);
-}
-
-static bool peer_done(const peer *p)
-{
-    return p->sent == p->out_len && p->got.len >= p->want;
-}
-
-static void peer_stop(peer *p)
-{
-    ev_io_stop(p->loop, &p->io);
-    ev_timer_stop(p->loop, &p->start_reading);
-    close(p->fd);
-    evt_bytes_free(&p->got);
-}
-
-static void tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-/* Runs the loop until every peer is done (at most 20 s); asserts they are. */
-static void run_peers(struct ev_loop *loop, peer **peers, int n)
-{
-    /* A short repeating timer bounds each pass when nothing else is ready. */
-    ev_timer guard;
-    ev_timer_init(&guard, tick, 0.01, 0.01);
-    ev_timer_start(loop, &guard);
-    double deadline = ev_time() + 20.;
-    bool done = false;
-    while (!done && ev_time() < deadline) {
-        done = true;
-        for (int i = 0; i < n; i++)
-            done = done && peer_done(peers[i]);
-        if (!done)
-            ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &guard);
-    assert_true(done);
-}
-
-/* Makes a socket's kernel buffer small, so output waits in the chat's queue. */
-static void small_buffer(int fd, int opt, int size)
-{
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, opt, &size, sizeof size), 0);
-}
-
-/* A body of n bytes with no short period: an LCG mapped to letters. */
-static char *make_body(size_t n, uint32_t seed)
-{
-    char *b = malloc(n);
-    assert_non_null(b);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        b[i] = (char)('a' + (seed >> 24) % 26);
-    }
-    return b;
-}
-
-/* ------------------------------------------------------------------ */
 /* The forwarding chat                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -265,13 +117,13 @@ static void test_echo_by_reference(void **state)
 {
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    char *body = make_body(BODY, 1);
+    char *body = evt_random_body(BODY, 1);
     fwd f = {0};
     int pfd;
     evc_chat *c = chat_pair(loop, &fwd_ops, &f, &pfd);
-    peer p;
-    peer_start(&p, loop, pfd, body, BODY, BODY, 0.2);
-    run_peers(loop, (peer *[]){&p}, 1);
+    evt_peer p;
+    evt_peer_start(&p, loop, pfd, body, BODY, BODY, 0.2);
+    evt_run_peers(loop, (evt_peer *[]){&p}, 1);
 
     assert_int_equal(f.failures, 0);
     assert_int_equal(f.collected, BODY);
@@ -289,7 +141,7 @@ static void test_echo_by_reference(void **state)
     assert_int_equal(evc_chat_output_pending(c), 0);
 
     close_and_reap(loop, c, &f);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
@@ -301,15 +153,15 @@ static void test_fifo_with_copies(void **state)
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     const size_t len = 300000;
-    char *body = make_body(len, 2);
+    char *body = evt_random_body(len, 2);
     fwd f = {.wrap = true};
     int pfd;
     evc_chat *c = chat_pair(loop, &fwd_ops, &f, &pfd);
-    peer p;
-    peer_start(&p, loop, pfd, body, len, SIZE_MAX, 0.05);
+    evt_peer p;
+    evt_peer_start(&p, loop, pfd, body, len, SIZE_MAX, 0.05);
     p.shut_when_sent = true;
     /* The chat closes after answering the peer's EOF; the peer reads to EOF. */
-    run_peers(loop, (peer *[]){&p}, 1);
+    evt_run_peers(loop, (evt_peer *[]){&p}, 1);
 
     assert_int_equal(f.failures, 0);
     assert_int_equal(f.collected, len);
@@ -332,7 +184,7 @@ static void test_fifo_with_copies(void **state)
     assert_true(f.by_ref > 0);
 
     close_and_reap(loop, c, &f);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
@@ -347,7 +199,7 @@ static void test_source_closes_before_its_blocks_are_written(void **state)
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     const size_t len = 600000;
-    char *body = make_body(len, 3);
+    char *body = evt_random_body(len, 3);
     fwd fa = {0}, fb = {0};
     int pa, pb;
     (void)chat_pair(loop, &fwd_ops, &fa, &pa);
@@ -355,14 +207,14 @@ static void test_source_closes_before_its_blocks_are_written(void **state)
     fa.to = b;
     /* b must not stop a: no high-water mark while the test piles references up. */
     assert_int_equal(evc_chat_set_watermarks(b, 0, 0), 0);
-    small_buffer(evc_dispatcher_fd(evc_chat_dispatcher(b)), SO_SNDBUF, 32768);
-    small_buffer(pb, SO_RCVBUF, 32768);
-    peer sa, sb;
-    peer_start(&sa, loop, pa, body, len, 0, 0.);
+    evt_small_buffer(evc_dispatcher_fd(evc_chat_dispatcher(b)), SO_SNDBUF, 32768);
+    evt_small_buffer(pb, SO_RCVBUF, 32768);
+    evt_peer sa, sb;
+    evt_peer_start(&sa, loop, pa, body, len, 0, 0.);
     sa.shut_when_sent = true;
-    peer_start(&sb, loop, pb, NULL, 0, len, 3600.);
+    evt_peer_start(&sb, loop, pb, NULL, 0, len, 3600.);
 
-    run_peers(loop, (peer *[]){&sa}, 1);
+    evt_run_peers(loop, (evt_peer *[]){&sa}, 1);
     assert_true(evt_run_until_count(loop, &fa.destroyed, 1, 5.));
     assert_int_equal(fa.failures, 0);
     assert_int_equal(fa.collected, len);
@@ -372,14 +224,14 @@ static void test_source_closes_before_its_blocks_are_written(void **state)
 
     ev_timer_stop(loop, &sb.start_reading);
     sb.reading = true;
-    peer_update(&sb);
-    run_peers(loop, (peer *[]){&sb}, 1);
+    evt_peer_update(&sb);
+    evt_run_peers(loop, (evt_peer *[]){&sb}, 1);
     assert_int_equal(sb.got.len, len);
     assert_memory_equal(sb.got.p, body, len);
 
     close_and_reap(loop, b, &fb);
-    peer_stop(&sa);
-    peer_stop(&sb);
+    evt_peer_stop(&sa);
+    evt_peer_stop(&sb);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
@@ -393,16 +245,16 @@ static void test_discard_on_the_source(void **state)
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     const size_t len = 500000;
-    char *body = make_body(len, 4);
+    char *body = evt_random_body(len, 4);
     fwd fa = {.discard_from = true}, fb = {0};
     int pa, pb;
     evc_chat *a = chat_pair(loop, &fwd_ops, &fa, &pa);
     evc_chat *b = chat_pair(loop, &sink_ops, &fb, &pb);
     fa.to = b;
-    peer sa, sb;
-    peer_start(&sa, loop, pa, body, len, 0, 0.);
-    peer_start(&sb, loop, pb, NULL, 0, len, 0.1);
-    run_peers(loop, (peer *[]){&sa, &sb}, 2);
+    evt_peer sa, sb;
+    evt_peer_start(&sa, loop, pa, body, len, 0, 0.);
+    evt_peer_start(&sb, loop, pb, NULL, 0, len, 0.1);
+    evt_run_peers(loop, (evt_peer *[]){&sa, &sb}, 2);
 
     assert_int_equal(fa.failures, 0);
     assert_true(fa.by_ref > 0);
@@ -411,8 +263,8 @@ static void test_discard_on_the_source(void **state)
 
     close_and_reap(loop, a, &fa);
     close_and_reap(loop, b, &fb);
-    peer_stop(&sa);
-    peer_stop(&sb);
+    evt_peer_stop(&sa);
+    evt_peer_stop(&sb);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
@@ -450,22 +302,22 @@ static void test_discard_on_the_destination(void **state)
     };
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     const size_t len = 200000;
-    char *body = make_body(len, 5);
+    char *body = evt_random_body(len, 5);
     fwd fa = {0}, fb = {0};
     int pa, pb;
     (void)chat_pair(loop, &ops, &fa, &pa);
     evc_chat *b = chat_pair(loop, &sink_ops, &fb, &pb);
     fa.to = b;
     discards_left = 1;
-    peer sa, sb;
-    peer_start(&sa, loop, pa, body, len, 0, 0.);
+    evt_peer sa, sb;
+    evt_peer_start(&sa, loop, pa, body, len, 0, 0.);
     sa.shut_when_sent = true;
-    peer_start(&sb, loop, pb, NULL, 0, SIZE_MAX, 0.);
-    run_peers(loop, (peer *[]){&sa}, 1);
+    evt_peer_start(&sb, loop, pb, NULL, 0, SIZE_MAX, 0.);
+    evt_run_peers(loop, (evt_peer *[]){&sa}, 1);
     assert_true(evt_run_until_count(loop, &fa.destroyed, 1, 5.));
     assert_int_equal(fa.pieces, 1);
     evc_chat_close_when_done(b);
-    run_peers(loop, (peer *[]){&sb}, 1);
+    evt_run_peers(loop, (evt_peer *[]){&sb}, 1);
 
     /* What b wrote is the body with what its queue held at the discard missing:
      * a head of the body, then the rest of it, each intact. */
@@ -478,11 +330,18 @@ static void test_discard_on_the_destination(void **state)
     assert_int_equal(fa.collected, len);
 
     assert_true(evt_run_until_count(loop, &fb.destroyed, 1, 5.));
-    peer_stop(&sa);
-    peer_stop(&sb);
+    evt_peer_stop(&sa);
+    evt_peer_stop(&sb);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
+}
+
+static void tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
 }
 
 /* Runs the loop until the chat collected n bytes (at most 10 s). */
@@ -505,17 +364,17 @@ static void test_destination_closes_with_references_queued(void **state)
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     const size_t len = 400000, half = len / 2;
-    char *body = make_body(len, 6);
+    char *body = evt_random_body(len, 6);
     fwd fa = {0}, fb = {0};
     int pa, pb;
     evc_chat *a = chat_pair(loop, &fwd_ops, &fa, &pa);
     evc_chat *b = chat_pair(loop, &sink_ops, &fb, &pb);
     fa.to = b;
     assert_int_equal(evc_chat_set_watermarks(b, 0, 0), 0);
-    small_buffer(evc_dispatcher_fd(evc_chat_dispatcher(b)), SO_SNDBUF, 4096);
-    small_buffer(pb, SO_RCVBUF, 4096);
-    peer sa;
-    peer_start(&sa, loop, pa, body, half, 0, 0.);
+    evt_small_buffer(evc_dispatcher_fd(evc_chat_dispatcher(b)), SO_SNDBUF, 4096);
+    evt_small_buffer(pb, SO_RCVBUF, 4096);
+    evt_peer sa;
+    evt_peer_start(&sa, loop, pa, body, half, 0, 0.);
     run_until_collected(loop, &fa, half);
     assert_true(fa.by_ref > 0);
     assert_true(evc_chat_output_pending(b) > 0);
@@ -525,14 +384,14 @@ static void test_destination_closes_with_references_queued(void **state)
     sa.out_len = len;
     sa.want = len - half;
     sa.reading = true;
-    peer_update(&sa);
-    run_peers(loop, (peer *[]){&sa}, 1);
+    evt_peer_update(&sa);
+    evt_run_peers(loop, (evt_peer *[]){&sa}, 1);
     assert_int_equal(fa.failures, 0);
     assert_int_equal(sa.got.len, len - half);
     assert_memory_equal(sa.got.p, body + half, len - half);
 
     close_and_reap(loop, a, &fa);
-    peer_stop(&sa);
+    evt_peer_stop(&sa);
     close(pb);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
@@ -547,18 +406,18 @@ static void test_last_chat_closes_with_blocks_queued(void **state)
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     const size_t len = 300000;
-    char *body = make_body(len, 11);
+    char *body = evt_random_body(len, 11);
     fwd f = {.close_after = 100000};
     int pfd;
     evc_chat *c = chat_pair(loop, &fwd_ops, &f, &pfd);
-    small_buffer(evc_dispatcher_fd(evc_chat_dispatcher(c)), SO_SNDBUF, 4096);
-    small_buffer(pfd, SO_RCVBUF, 4096);
-    peer p;
-    peer_start(&p, loop, pfd, body, len, 0, 3600.);
+    evt_small_buffer(evc_dispatcher_fd(evc_chat_dispatcher(c)), SO_SNDBUF, 4096);
+    evt_small_buffer(pfd, SO_RCVBUF, 4096);
+    evt_peer p;
+    evt_peer_start(&p, loop, pfd, body, len, 0, 3600.);
     assert_true(evt_run_until_count(loop, &f.destroyed, 1, 10.));
     assert_true(f.by_ref > 0);
     assert_int_equal(f.failures, 0);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     (void)c;
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
@@ -606,11 +465,11 @@ static void test_edges(void **state)
     edge.foreign = other;
     edge.doomed = chat_pair(loop, &sink_ops, &h, &dfd);
     const size_t len = 4000;
-    char *body = make_body(len, 7);
-    peer p;
-    peer_start(&p, loop, pfd, body, len, len, 0.);
+    char *body = evt_random_body(len, 7);
+    evt_peer p;
+    evt_peer_start(&p, loop, pfd, body, len, len, 0.);
     p.chunk = len;
-    run_peers(loop, (peer *[]){&p}, 1);
+    evt_run_peers(loop, (evt_peer *[]){&p}, 1);
 
     assert_int_equal(edge.outside, -EINVAL);
     assert_int_equal(edge.other_loop, -EXDEV);
@@ -628,7 +487,7 @@ static void test_edges(void **state)
 
     close_and_reap(loop, c, &f);
     close_and_reap(loop2, other, &g);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     close(qfd);
     close(dfd);
     evt_assert_loop_empty(loop);
@@ -662,15 +521,15 @@ static void test_bytes_past_the_read_are_refused(void **state)
     fwd f = {0};
     int pfd;
     evc_chat *c = chat_pair(loop, &ops, &f, &pfd);
-    char *body = make_body(1000, 8);
-    peer p;
-    peer_start(&p, loop, pfd, body, 1000, 1000, 0.);
-    run_peers(loop, (peer *[]){&p}, 1);
+    char *body = evt_random_body(1000, 8);
+    evt_peer p;
+    evt_peer_start(&p, loop, pfd, body, 1000, 1000, 0.);
+    evt_run_peers(loop, (evt_peer *[]){&p}, 1);
     assert_true(past_end_checked);
     assert_int_equal(past_end_rc, -EINVAL);
     assert_memory_equal(p.got.p, body, 1000);
     close_and_reap(loop, c, &f);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
@@ -714,31 +573,31 @@ static void test_frames_from_the_default_collector(void **state)
      * for each to be echoed (so they span reads), the second half at once (so
      * they sit whole in a read). */
     const size_t nframes = 40, flen = 1000, total = nframes * (flen + 1);
-    char *body = make_body(total, 9);
+    char *body = evt_random_body(total, 9);
     for (size_t i = 0; i < nframes; i++)
         body[i * (flen + 1) + flen] = '\n';
-    peer p;
-    peer_start(&p, loop, pfd, body, 0, 0, 0.);
+    evt_peer p;
+    evt_peer_start(&p, loop, pfd, body, 0, 0, 0.);
     for (size_t at = 0; at < total / 2; at += 700) {
         p.out_len = at + 700;
         p.want = p.out_len - p.out_len % (flen + 1);
-        peer_update(&p);
-        run_peers(loop, (peer *[]){&p}, 1);
+        evt_peer_update(&p);
+        evt_run_peers(loop, (evt_peer *[]){&p}, 1);
         evt_run_for(loop, 0.002);
     }
     assert_true(frames.copied > 0);
     p.out_len = total;
     p.want = total;
     p.chunk = total;
-    peer_update(&p);
-    run_peers(loop, (peer *[]){&p}, 1);
+    evt_peer_update(&p);
+    evt_run_peers(loop, (evt_peer *[]){&p}, 1);
     assert_int_equal(frames.failures, 0);
     assert_int_equal(frames.frames, (int)nframes);
     assert_memory_equal(p.got.p, body, total);
     assert_true(frames.by_ref > 0);
 
     close_and_reap(loop, c, &f);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     evt_assert_loop_empty(loop);
     ev_loop_destroy(loop);
     free(body);
@@ -762,10 +621,10 @@ static void test_block_source_is_per_loop(void **state)
     assert_int_equal(src->block_size, EVC_READ_BLOCK);
 
     /* a echoes something: its block goes back to the source... */
-    char *body = make_body(5000, 10);
-    peer p;
-    peer_start(&p, loop, pa, body, 5000, 5000, 0.);
-    run_peers(loop, (peer *[]){&p}, 1);
+    char *body = evt_random_body(5000, 10);
+    evt_peer p;
+    evt_peer_start(&p, loop, pa, body, 5000, 5000, 0.);
+    evt_run_peers(loop, (evt_peer *[]){&p}, 1);
     assert_int_equal(src->nspare, 1);
     evc_block *spare = src->spare[0];
     /* ...and stays there once a is gone, for b. */
@@ -776,7 +635,7 @@ static void test_block_source_is_per_loop(void **state)
     /* The last dispatcher of each loop takes its source with it (no leak). */
     close_and_reap(loop, b, &fb);
     close_and_reap(loop2, c, &fc);
-    peer_stop(&p);
+    evt_peer_stop(&p);
     close(pb);
     close(pc);
     evt_assert_loop_empty(loop);
