@@ -3,7 +3,7 @@
  *
  * Data flows one way: socket -> evc_buf -> evc_scanner -> user callbacks ->
  * evc_outq -> socket.  The scanner, buffer, queue and producers know nothing
- * of libev; only dispatcher.c and server.c include <ev.h>.
+ * of libev; only the dispatcher files, oob.c and server.c include <ev.h>.
  */
 #ifndef EVC_INTERNAL_H
 #define EVC_INTERNAL_H
