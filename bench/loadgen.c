@@ -12,6 +12,12 @@
  *       EOF, check that it is a ctime() line ending in "\r\n", close, repeat.
  *       Reports connections/s.
  *
+ *   loadgen bulk HOST PORT [--conns N] [--depth D] [--body B] [--seconds S]
+ *       N connections to a bulk echo server, each sending requests of a length
+ *       line ("1048576\n") and a body of B bytes (default 1 MiB), with up to D
+ *       requests in flight, and expecting each body streamed back.  Every byte
+ *       that comes back is checked.  Reports requests/s.
+ *
  * A short warm-up (a tenth of the run, at most half a second) is not counted.
  * The last lines of the output are machine-readable:
  *
@@ -50,6 +56,10 @@
 #define READ_CAP (64 * 1024)
 #define CONNECT_TIMEOUT 5.0
 #define REQUEST "hi\r\n\r\n"
+/* Bulk bodies start at one of this many offsets into their pattern, so
+ * consecutive bodies differ and a lost or repeated piece shows. */
+#define BULK_STARTS 4096
+#define BULK_READ_CAP (256 * 1024)
 
 struct gen;
 
@@ -70,6 +80,10 @@ struct conn {
 struct gen {
     struct ev_loop *loop;
     bool churn;
+    bool bulk;
+    size_t body;            /* bulk: body bytes per request */
+    char header[32];        /* bulk: the length line */
+    size_t header_len;
     int conns, lines, depth;
     double seconds, warmup;
     struct sockaddr_storage addr;
@@ -290,6 +304,128 @@ static void on_churn(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* ------------------------------------------------------------------ */
+/* Bulk                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Where in the pattern the body of connection c's request k starts. */
+static size_t bulk_start(const struct conn *c, uint64_t k)
+{
+    return (size_t)(((uint64_t)c->index * 61 + k * 97) % BULK_STARTS);
+}
+
+/* Letters with no short period: a piece of the body moved elsewhere shows. */
+static char *make_bulk_pattern(size_t body)
+{
+    char *p = malloc(body + BULK_STARTS);
+    if (!p)
+        die("out of memory");
+    uint32_t x = 88172645u;
+    for (size_t i = 0; i < body + BULK_STARTS; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        p[i] = (char)('a' + x % 26);
+    }
+    return p;
+}
+
+/* Writes requests (length line, then body straight from the pattern) while
+ * fewer than `depth` are unanswered.  `sent` counts request-stream bytes,
+ * `recvd` response-stream (body) bytes. */
+static void bulk_pump(struct conn *c)
+{
+    struct gen *g = c->g;
+    const size_t req = g->header_len + g->body;
+    bool blocked = false;
+    for (;;) {
+        uint64_t k = c->sent / req, answered = c->recvd / g->body;
+        if (k - answered >= (uint64_t)g->depth)
+            break;
+        size_t at = (size_t)(c->sent % req);
+        struct iovec iov[2];
+        int n = 0;
+        if (at < g->header_len)
+            iov[n++] = (struct iovec){g->header + at, g->header_len - at};
+        size_t body_at = at < g->header_len ? 0 : at - g->header_len;
+        iov[n++] = (struct iovec){g->pattern + bulk_start(c, k) + body_at, g->body - body_at};
+        size_t want = req - at;
+        ssize_t w = writev(c->io.fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                blocked = true;
+                break;
+            }
+            die("connection %d: write: %s", c->index, strerror(errno));
+        }
+        c->sent += (uint64_t)w;
+        if ((size_t)w < want) {
+            blocked = true;
+            break;
+        }
+    }
+    set_events(c, blocked ? EV_READ | EV_WRITE : EV_READ);
+}
+
+/* Checks streamed-back bytes against the bodies sent; dies on the first difference. */
+static void bulk_verify(struct conn *c, const char *got, size_t n)
+{
+    struct gen *g = c->g;
+    const size_t req = g->header_len + g->body;
+    uint64_t body_sent = c->sent / req * g->body +
+                         (c->sent % req > g->header_len ? c->sent % req - g->header_len : 0);
+    if (c->recvd + n > body_sent)
+        die("connection %d: got %zu bytes back at offset %llu but sent only %llu body bytes",
+            c->index, n, (unsigned long long)c->recvd, (unsigned long long)body_sent);
+    size_t done = 0;
+    while (done < n) {
+        uint64_t k = (c->recvd + done) / g->body;
+        size_t off = (size_t)((c->recvd + done) % g->body);
+        size_t len = n - done < g->body - off ? n - done : g->body - off;
+        const char *want = g->pattern + bulk_start(c, k) + off;
+        if (memcmp(got + done, want, len) != 0) {
+            size_t i = 0;
+            while (got[done + i] == want[i])
+                i++;
+            die("connection %d: byte %zu of body %llu differs: got 0x%02x where 0x%02x was due",
+                c->index, off + i, (unsigned long long)k, (unsigned char)got[done + i],
+                (unsigned char)want[i]);
+        }
+        done += len;
+    }
+    uint64_t before = c->recvd / g->body;
+    c->recvd += n;
+    g->done += c->recvd / g->body - before;
+}
+
+static void bulk_readable(struct conn *c)
+{
+    struct gen *g = c->g;
+    ssize_t n = read(c->io.fd, g->rbuf, BULK_READ_CAP);
+    if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        die("connection %d: read: %s", c->index, strerror(errno));
+    }
+    if (n == 0)
+        die("connection %d: the server closed the connection after %llu body bytes",
+            c->index, (unsigned long long)c->recvd);
+    bulk_verify(c, g->rbuf, (size_t)n);
+}
+
+static void on_bulk(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct conn *c = (struct conn *)w;
+    if (!c->connected) {
+        connected(c);
+        return;
+    }
+    if (revents & EV_READ)
+        bulk_readable(c);
+    bulk_pump(c);
+}
+
+/* ------------------------------------------------------------------ */
 /* Connections and phases                                              */
 /* ------------------------------------------------------------------ */
 
@@ -307,7 +443,7 @@ static void open_conn(struct conn *c)
         die("connect: %s%s", strerror(errno),
             errno == EADDRNOTAVAIL ? " (out of local ports: too many sockets in TIME_WAIT?)" : "");
     c->connected = false;
-    ev_io_init(&c->io, g->churn ? on_churn : on_echo, fd, EV_WRITE);
+    ev_io_init(&c->io, g->churn ? on_churn : g->bulk ? on_bulk : on_echo, fd, EV_WRITE);
     ev_io_start(g->loop, &c->io);
 }
 
@@ -336,7 +472,10 @@ static void connected(struct conn *c)
         return;
     }
     g->connected++;
-    echo_pump(c);
+    if (g->bulk)
+        bulk_pump(c);
+    else
+        echo_pump(c);
 }
 
 static void on_phase(struct ev_loop *loop, ev_timer *w, int revents);
@@ -408,14 +547,18 @@ static void usage(FILE *to, const char *argv0)
     fprintf(to,
             "usage: %s echo HOST PORT [--conns N] [--lines M] [--depth D] [--seconds S]\n"
             "       %s churn HOST PORT [--conns N] [--seconds S]\n"
+            "       %s bulk HOST PORT [--conns N] [--depth D] [--body B] [--seconds S]\n"
             "  echo:  N connections (default 32), up to D 32-byte lines in flight on each\n"
             "         (default 64), written M lines per write (default 16); every echoed\n"
             "         byte is verified.  Reports lines/s.\n"
             "  churn: N concurrent connect / \"hi\\r\\n\\r\\n\" / read-to-EOF cycles (default\n"
             "         16); every reply must be a ctime() line ending in CRLF.  Reports\n"
             "         connections/s.\n"
+            "  bulk:  N connections (default 4), each sending a length line and a body of B\n"
+            "         bytes (default 1048576) per request, up to D requests in flight\n"
+            "         (default 2); every streamed-back byte is verified.  Reports requests/s.\n"
             "  --seconds S: measured time (default 3), after a warm-up of S/10 (at most 0.5).\n",
-            argv0, argv0);
+            argv0, argv0, argv0);
 }
 
 int main(int argc, char **argv)
@@ -425,10 +568,11 @@ int main(int argc, char **argv)
         {"lines", required_argument, NULL, 'l'},
         {"depth", required_argument, NULL, 'd'},
         {"seconds", required_argument, NULL, 's'},
+        {"body", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct gen g = {.conns = 0, .lines = 16, .depth = 64, .seconds = 3.0};
+    struct gen g = {.conns = 0, .lines = 16, .depth = 0, .seconds = 3.0, .body = 1u << 20};
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -440,6 +584,9 @@ int main(int argc, char **argv)
             break;
         case 'd':
             g.depth = positive("--depth", optarg);
+            break;
+        case 'b':
+            g.body = (size_t)positive("--body", optarg);
             break;
         case 's': {
             char *end;
@@ -456,16 +603,20 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (argc - optind != 3 || (strcmp(argv[optind], "echo") && strcmp(argv[optind], "churn"))) {
+    if (argc - optind != 3 || (strcmp(argv[optind], "echo") && strcmp(argv[optind], "churn") &&
+                               strcmp(argv[optind], "bulk"))) {
         usage(stderr, argv[0]);
         return 2;
     }
     g.churn = strcmp(argv[optind], "churn") == 0;
+    g.bulk = strcmp(argv[optind], "bulk") == 0;
     if (g.conns == 0)
-        g.conns = g.churn ? 16 : 32;
-    if (g.lines > g.depth)
+        g.conns = g.churn ? 16 : g.bulk ? 4 : 32;
+    if (g.depth == 0)
+        g.depth = g.bulk ? 2 : 64;
+    if (!g.bulk && g.lines > g.depth)
         die("--lines (%d) must not exceed --depth (%d)", g.lines, g.depth);
-    if (g.depth >= PATTERN_LINES)
+    if (!g.bulk && g.depth >= PATTERN_LINES)
         die("--depth must be below %d", PATTERN_LINES);
     g.warmup = g.seconds / 10 < 0.5 ? g.seconds / 10 : 0.5;
     resolve(&g, argv[optind + 1], argv[optind + 2]);
@@ -473,11 +624,15 @@ int main(int argc, char **argv)
 
     g.loop = ev_default_loop(0);
     g.conn = calloc((size_t)g.conns, sizeof *g.conn);
-    g.rbuf = malloc(READ_CAP);
+    g.rbuf = malloc(g.bulk ? BULK_READ_CAP : READ_CAP);
     if (!g.conn || !g.rbuf)
         die("out of memory");
-    if (!g.churn)
+    if (g.bulk) {
+        g.pattern = make_bulk_pattern(g.body);
+        g.header_len = (size_t)snprintf(g.header, sizeof g.header, "%zu\n", g.body);
+    } else if (!g.churn) {
         g.pattern = make_pattern();
+    }
 
     ev_init(&g.phase, on_phase);
     g.phase.data = &g;
@@ -505,11 +660,16 @@ int main(int argc, char **argv)
     double elapsed = g.t_end - g.t_start;
     uint64_t ops = g.done_at_end - g.done_at_start;
     if (ops == 0)
-        die("no %s completed in %.2f s", g.churn ? "connection" : "line", elapsed);
+        die("no %s completed in %.2f s", g.churn ? "connection" : g.bulk ? "request" : "line",
+            elapsed);
     double rate = (double)ops / elapsed;
     if (g.churn) {
         printf("churn: %d concurrent: %llu connections in %.3f s\n", g.conns,
                (unsigned long long)ops, elapsed);
+    } else if (g.bulk) {
+        printf("bulk: %d conns, depth %d, %zu-byte bodies: %llu requests in %.3f s "
+               "(%.1f MB/s each way)\n",
+               g.conns, g.depth, g.body, (unsigned long long)ops, elapsed, rate * g.body / 1e6);
     } else {
         uint64_t lo = UINT64_MAX, hi = 0;
         for (int i = 0; i < g.conns; i++) {

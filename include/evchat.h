@@ -282,6 +282,12 @@ EVC_EXPORT int evc_chat_pushf(evc_chat *, const char *fmt, ...) EVC_PRINTF(2, 3)
  * On failure release is not called and the caller keeps the bytes. */
 EVC_EXPORT int evc_chat_push_ref(evc_chat *, const void *, size_t,
                                  void (*release)(void *), void *arg);
+/* Inside a callback of `from`: queues on `to` (from itself or another chat of the same
+ * loop) bytes `from` handed to that callback, by reference to the read block they sit
+ * in, which is kept until they are written or discarded; bytes the library had copied
+ * (a frame that spanned reads) and short runs are copied.  0, -EINVAL (not in from's
+ * current input), -EXDEV (chats of different loops), or as evc_chat_push. */
+EVC_EXPORT int evc_chat_push_incoming(evc_chat *to, evc_chat *from, const void *bytes, size_t len);
 /* Queues a producer.  On 0 the chat owns it; on error the caller keeps it. */
 EVC_EXPORT int evc_chat_push_with_producer(evc_chat *, evc_producer *);
 /* Closes once everything queued before this call, producers included, is written. */

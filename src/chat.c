@@ -51,18 +51,13 @@ void evc__chat_report_error(evc_chat *c, int err)
 /* ------------------------------------------------------------------ */
 
 /* Once every byte read was delivered the chat needs no input block until its
- * next read: a read block goes back to the loop's pool, any other is freed.
- * A few bytes held back as a terminator prefix move to a small block, so a
- * channel that goes quiet in the middle of a terminator does not keep 64 KiB. */
+ * next read: trim drops it (a read block goes back to the loop's source once no
+ * output queue references it, any other is freed).  A few bytes held back as a
+ * terminator prefix move to a small block, so a channel that goes quiet in the
+ * middle of a terminator does not keep 64 KiB. */
 static void input_drained(evc_chat *c)
 {
-    if (!c->in.data)
-        return;
-    if (c->in.len > 0)
-        evc__buf_trim(&c->in);
-    else if (c->in.cap == EVC_READ_BLOCK)
-        evc__registry_block_give(evc__dispatcher_entry(c->disp), evc__buf_detach(&c->in));
-    else
+    if (c->in.data)
         evc__buf_trim(&c->in);
 }
 
@@ -321,11 +316,7 @@ static void read_some(evc_chat *c)
             return;
     }
     int fd = evc__dispatcher_head(c->disp)->fd;
-    if (!c->in.data) {
-        void *block = evc__registry_block_take(evc__dispatcher_entry(c->disp));
-        if (block)
-            evc__buf_adopt(&c->in, block, EVC_READ_BLOCK);
-    }
+    /* An empty input takes a read block from the loop's source here. */
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
         evc__chat_report_error(c, -ENOMEM);
         return;
@@ -497,6 +488,7 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         return NULL;
     }
     evc__dispatcher_mirror_closed(c->disp, &c->closed);
+    evc__buf_init(&c->in, evc__registry_blocks(evc__dispatcher_entry(c->disp)));
     if (fd >= 0) {
         int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
                                       : evc_dispatcher_set_socket(c->disp, fd);

@@ -73,9 +73,11 @@ static void destroy_cb(struct ev_loop *loop, ev_check *w, int revents)
     d->destroy_fed = false;
     if (d->depth > 0)
         return;     /* a recursive ev_run inside our callback: leave() feeds us again */
-    evc__registry_detach(d->entry, &d->link);
+    /* The loop's entry outlives on_destroy: a chat gives its read blocks back
+     * to the loop's source there, and the last dispatcher's detach frees it. */
     if (d->ops->on_destroy)
         d->ops->on_destroy(d, d->data);
+    evc__registry_detach(d->entry, &d->link);
     free(d);
 }
 
@@ -436,7 +438,7 @@ void evc_dispatcher_close(evc_dispatcher *d)
     ev_timer_stop(d->loop, &d->timer);
     ev_prepare_stop(d->loop, &d->writer);
     if (d->oob_watched) {
-        evc__registry_oob_del(d->entry, d->h.fd);
+        evc__oob_del(evc__registry_oob(d->entry), d->h.fd);
         d->oob_watched = false;
     }
     if (d->h.fd >= 0)

@@ -37,7 +37,8 @@ static int adopt(evc_dispatcher *d, int fd)
     if (d->h.is_socket && d->ops->handle_expt) {
         /* Only dispatchers that asked for urgent data pay for watching it; for
          * the others the kernel drops the urgent byte as reads pass it. */
-        int rc = evc__registry_oob_add(d->entry, fd, &d->link);
+        evc_oob *oob = evc__registry_oob(d->entry);
+        int rc = oob ? evc__oob_add(oob, fd, &d->link) : -errno;
         if (rc < 0)
             return rc;
         d->oob_watched = true;

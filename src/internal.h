@@ -3,7 +3,7 @@
  *
  * Data flows one way: socket -> evc_buf -> evc_scanner -> user callbacks ->
  * evc_outq -> socket.  The scanner, buffer, queue and producers know nothing
- * of libev; only dispatcher.c and server.c include <ev.h>.
+ * of libev; only the dispatcher files, oob.c and server.c include <ev.h>.
  */
 #ifndef EVC_INTERNAL_H
 #define EVC_INTERNAL_H
@@ -24,18 +24,41 @@
 /* Byte buffer (buf.c): bytes data[off, off+len) of a cap-byte block.  */
 /* ------------------------------------------------------------------ */
 
+/* A reference-counted block of bytes a buffer reads into; private to buf.c. */
+typedef struct evc_block evc_block;
+
+/* A chat's read block, and how many spare ones a block source keeps. */
+#define EVC_READ_BLOCK ((size_t)65536)
+#define EVC_POOL_BLOCKS 8
+
+/*
+ * Where a buffer's blocks come from (after h2o's buffer prototype): the size
+ * of the block a buffer starts with, and up to EVC_POOL_BLOCKS spare blocks of
+ * that size, reused before malloc is asked.  One per loop (the registry keeps
+ * it), used only from that loop's thread: no lock.
+ */
+typedef struct evc_block_source {
+    size_t block_size;
+    size_t nspare;
+    evc_block *spare[EVC_POOL_BLOCKS];
+} evc_block_source;
+
 typedef struct evc_buf {
-    char *data;
+    char *data;   /* block->bytes, or NULL */
     size_t off;   /* first unconsumed byte */
     size_t len;   /* unconsumed bytes */
-    size_t cap;   /* allocated bytes */
+    size_t cap;   /* bytes in the block */
+    evc_block *block;          /* the block, which the buffer holds one reference to */
+    size_t written;            /* end of the bytes written into the block so far */
+    evc_block_source *source;  /* where blocks come from; NULL: malloc */
 } evc_buf;
 
-/* A zeroed evc_buf is empty and owns nothing. */
-#define EVC_BUF_INIT {NULL, 0, 0, 0}
+/* A zeroed evc_buf is empty, owns nothing and has no block source. */
+#define EVC_BUF_INIT {NULL, 0, 0, 0, NULL, 0, NULL}
 
 /* Makes at least min_free bytes writable after the content, moving the content
- * to the front or growing the block.  0 or -ENOMEM (content kept). */
+ * to the front or growing the block; a block referenced elsewhere is left as it
+ * is and the content moves to a fresh one.  0 or -ENOMEM (content kept). */
 int evc__buf_reserve(evc_buf *, size_t min_free);
 /* The writable tail after the content; *avail gets its size. */
 char *evc__buf_tail(evc_buf *, size_t *avail);
@@ -55,16 +78,28 @@ int evc__buf_append(evc_buf *, const void *, size_t);
 static inline const char *evc__buf_head(const evc_buf *b) { return b->data ? b->data + b->off : NULL; }
 /* Drops the content; keeps the block. */
 void evc__buf_clear(evc_buf *);
-/* Frees the block when the buffer is empty, or shrinks it to the content when the
- * block is more than four times what the content needs (idle channels stay small). */
+/* Drops the block when the buffer is empty (as evc__buf_free), or shrinks it to the
+ * content when the block is more than four times what the content needs (idle
+ * channels stay small). */
 void evc__buf_trim(evc_buf *);
-/* Frees the block and the content. */
+/* Drops the content and the buffer's reference to its block (which goes back to
+ * its source, or is freed, once nobody else references it).  The source stays. */
 void evc__buf_free(evc_buf *);
-/* Hands an empty buffer that has no block the cap-byte block (from malloc). */
-void evc__buf_adopt(evc_buf *, void *block, size_t cap);
-/* Takes the block away from an empty buffer, which is left without one; the
- * caller frees or reuses it.  NULL when there was none. */
-void *evc__buf_detach(evc_buf *);
+/* An empty buffer whose blocks come from source (NULL: from malloc). */
+void evc__buf_init(evc_buf *, evc_block_source *source);
+/* Takes a reference to the block holding len bytes at `bytes`, which must lie
+ * within what was written into the buffer's block: the block, which stays
+ * unchanged until evc__block_release, or NULL when the bytes are not there. */
+evc_block *evc__buf_ref(evc_buf *, const void *bytes, size_t len);
+/* References to the buffer's block, its own included (0: no block).  For tests. */
+unsigned evc__buf_refs(const evc_buf *);
+/* Drops a reference from evc__buf_ref (a void * for release callbacks); the last
+ * one frees the block or gives it back to its source. */
+void evc__block_release(void *block);
+/* A source of block_size-byte blocks with no spares yet. */
+void evc__block_source_init(evc_block_source *, size_t block_size);
+/* Frees the spare blocks.  Blocks still referenced must not come back afterwards. */
+void evc__block_source_fini(evc_block_source *);
 
 /* ------------------------------------------------------------------ */
 /* Framing engine (scanner.c): pure; bytes in, frame boundaries out.  */
@@ -277,7 +312,7 @@ bool evc__dispatcher_connecting(const evc_dispatcher *);
 void evc__dispatcher_touch(evc_dispatcher *);
 
 /* ------------------------------------------------------------------ */
-/* Per-loop registry (registry.c): evc_close_all and urgent data      */
+/* Per-loop registry (registry.c): the loop table                     */
 /* ------------------------------------------------------------------ */
 
 /* A dispatcher's place in its loop's list; embedded in the dispatcher. */
@@ -288,29 +323,36 @@ typedef struct evc_reg_link {
 
 /* One loop's bookkeeping; private to registry.c. */
 typedef struct evc_loop_entry evc_loop_entry;
+/* A loop's urgent-data watcher; private to oob.c. */
+typedef struct evc_oob evc_oob;
 
 /* Links a new dispatcher into its loop's list, creating the loop's entry when
  * it is the first.  The entry, or NULL with errno ENOMEM. */
 evc_loop_entry *evc__registry_attach(struct ev_loop *, evc_reg_link *);
-/* Unlinks a destroyed dispatcher; frees the entry with its last dispatcher. */
+/* Unlinks a destroyed dispatcher; frees the entry (and the loop's urgent-data
+ * watcher and spare blocks) with its last dispatcher. */
 void evc__registry_detach(evc_loop_entry *, evc_reg_link *);
-/* Watches fd for urgent (TCP out-of-band) data: evc__dispatcher_expt(link->owner)
- * follows each arrival.  0 or -errno. */
-int evc__registry_oob_add(evc_loop_entry *, int fd, evc_reg_link *);
-/* Stops watching fd for urgent data; call before closing fd. */
-void evc__registry_oob_del(evc_loop_entry *, int fd);
-/* Urgent data arrived on the dispatcher's fd (dispatcher.c). */
-void evc__dispatcher_expt(evc_dispatcher *);
-
-/* A chat's read block, and how many spare ones a loop keeps. */
-#define EVC_READ_BLOCK ((size_t)65536)
-#define EVC_POOL_BLOCKS 8
-/* A read block of EVC_READ_BLOCK bytes: a spare one of the loop's, or a new one
- * (NULL when out of memory).  Only from the loop's own thread. */
-void *evc__registry_block_take(evc_loop_entry *);
-/* Gives a read block back to the loop's spares (or frees it when they are full). */
-void evc__registry_block_give(evc_loop_entry *, void *block);
+/* The loop's source of read blocks (EVC_READ_BLOCK bytes, shared by its chats). */
+evc_block_source *evc__registry_blocks(evc_loop_entry *);
+/* The loop's urgent-data watcher, made on first use; NULL with errno when that fails. */
+evc_oob *evc__registry_oob(evc_loop_entry *);
 /* The dispatcher's loop entry (dispatcher.c). */
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *);
+
+/* ------------------------------------------------------------------ */
+/* Urgent data (oob.c): one epoll fd per loop, watched for EPOLLPRI    */
+/* ------------------------------------------------------------------ */
+
+/* A watcher for the loop's urgent data (not started).  NULL with errno on failure. */
+evc_oob *evc__oob_new(struct ev_loop *);
+/* Frees it; every fd must have been removed. */
+void evc__oob_free(evc_oob *);
+/* Watches fd for urgent (TCP out-of-band) data: evc__dispatcher_expt(link->owner)
+ * follows each arrival.  0 or -errno. */
+int evc__oob_add(evc_oob *, int fd, evc_reg_link *);
+/* Stops watching fd for urgent data; call before closing fd. */
+void evc__oob_del(evc_oob *, int fd);
+/* Urgent data arrived on the dispatcher's fd (dispatcher.c). */
+void evc__dispatcher_expt(evc_dispatcher *);
 
 #endif /* EVC_INTERNAL_H */

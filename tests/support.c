@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,4 +431,135 @@ void evt_bytes_free(evt_bytes *b)
 {
     free(b->p);
     memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------ */
+/* A loopback peer that sends a body and collects what comes back      */
+/* ------------------------------------------------------------------ */
+
+void evt_peer_update(evt_peer *p)
+{
+    int ev = 0;
+    if (p->sent < p->out_len)
+        ev |= EV_WRITE;
+    if (p->reading && p->got.len < p->want)
+        ev |= EV_READ;
+    ev_io_stop(p->loop, &p->io);
+    if (ev) {
+        ev_io_set(&p->io, p->fd, ev);
+        ev_io_start(p->loop, &p->io);
+    }
+}
+
+static void peer_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    evt_peer *p = w->data;
+    (void)loop;
+    if ((revents & EV_WRITE) && p->sent < p->out_len) {
+        size_t n = p->out_len - p->sent;
+        if (n > p->chunk)
+            n = p->chunk;
+        ssize_t k = send(p->fd, p->out + p->sent, n, MSG_NOSIGNAL);
+        if (k > 0)
+            p->sent += (size_t)k;
+        else
+            assert_true(k < 0 && errno == EAGAIN);
+        if (p->sent == p->out_len && p->shut_when_sent)
+            shutdown(p->fd, SHUT_WR);
+    }
+    if (revents & EV_READ) {
+        char buf[65536];
+        ssize_t k = recv(p->fd, buf, sizeof buf, 0);
+        if (k > 0)
+            evt_bytes_add(&p->got, buf, (size_t)k);
+        else if (k == 0)
+            p->want = p->got.len;     /* EOF: nothing more will come */
+        else
+            assert_true(errno == EAGAIN);
+    }
+    evt_peer_update(p);
+}
+
+static void peer_start_reading(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    evt_peer *p = w->data;
+    (void)loop;
+    (void)revents;
+    p->reading = true;
+    evt_peer_update(p);
+}
+
+void evt_peer_start(evt_peer *p, struct ev_loop *loop, int fd, const char *out, size_t out_len,
+                       size_t want, double read_delay)
+{
+    memset(p, 0, sizeof *p);
+    p->loop = loop;
+    p->fd = fd;
+    p->out = out;
+    p->out_len = out_len;
+    p->chunk = 40000;
+    p->want = want;
+    assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    ev_io_init(&p->io, peer_cb, fd, 0);
+    p->io.data = p;
+    ev_timer_init(&p->start_reading, peer_start_reading, read_delay, 0.);
+    p->start_reading.data = p;
+    ev_timer_start(loop, &p->start_reading);
+    evt_peer_update(p);
+}
+
+static bool peer_done(const evt_peer *p)
+{
+    return p->sent == p->out_len && p->got.len >= p->want;
+}
+
+void evt_peer_stop(evt_peer *p)
+{
+    ev_io_stop(p->loop, &p->io);
+    ev_timer_stop(p->loop, &p->start_reading);
+    close(p->fd);
+    evt_bytes_free(&p->got);
+}
+
+static void peer_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+void evt_run_peers(struct ev_loop *loop, evt_peer **peers, int n)
+{
+    /* A short repeating timer bounds each pass when nothing else is ready. */
+    ev_timer guard;
+    ev_timer_init(&guard, peer_tick, 0.01, 0.01);
+    ev_timer_start(loop, &guard);
+    double deadline = ev_time() + 20.;
+    bool done = false;
+    while (!done && ev_time() < deadline) {
+        done = true;
+        for (int i = 0; i < n; i++)
+            done = done && peer_done(peers[i]);
+        if (!done)
+            ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &guard);
+    assert_true(done);
+}
+
+void evt_small_buffer(int fd, int opt, int size)
+{
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, opt, &size, sizeof size), 0);
+}
+
+/* An LCG mapped to letters: no short period, so a piece moved elsewhere shows. */
+char *evt_random_body(size_t n, uint32_t seed)
+{
+    char *b = malloc(n);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        b[i] = (char)('a' + (seed >> 24) % 26);
+    }
+    return b;
 }

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -88,5 +89,38 @@ void evt_bytes_adds(evt_bytes *, const char *);
 void evt_bytes_reset(evt_bytes *);
 /* Frees it and leaves it empty. */
 void evt_bytes_free(evt_bytes *);
+
+/* A non-blocking loopback peer driven by an ev_io in the test's loop: it sends
+ * out[0, out_len) chunk bytes per send and collects what comes back into got,
+ * reading only once `reading` is set (after the delay given to evt_peer_start).
+ * A test may change out_len, want, chunk or shut_when_sent between runs, then
+ * call evt_peer_update. */
+typedef struct evt_peer {
+    int fd;
+    const char *out;          /* bytes to send */
+    size_t out_len, sent;
+    size_t chunk;             /* most bytes per send (default 40000), so a reader sees many reads */
+    bool shut_when_sent;      /* shutdown(SHUT_WR) once everything is sent */
+    evt_bytes got;
+    size_t want;              /* done once this many bytes came back (EOF sets it to got.len) */
+    bool reading;
+    ev_io io;
+    ev_timer start_reading;
+    struct ev_loop *loop;
+} evt_peer;
+/* Starts a peer on fd (made non-blocking) that sends out[0, out_len), is done once
+ * `want` bytes came back, and starts reading after read_delay seconds. */
+void evt_peer_start(evt_peer *, struct ev_loop *, int fd, const char *out, size_t out_len,
+                    size_t want, double read_delay);
+/* Re-arms the peer's watcher for what it still has to send and read. */
+void evt_peer_update(evt_peer *);
+/* Stops the peer's watchers, closes its fd and frees what it collected. */
+void evt_peer_stop(evt_peer *);
+/* Runs loop until every peer sent everything and got what it wants (at most 20 s); asserts. */
+void evt_run_peers(struct ev_loop *, evt_peer **peers, int n);
+/* Sets a socket's kernel buffer (opt SO_SNDBUF or SO_RCVBUF) to size bytes; asserts. */
+void evt_small_buffer(int fd, int opt, int size);
+/* n pseudo-random letters from seed, with no short period (malloc'd; asserts). */
+char *evt_random_body(size_t n, uint32_t seed);
 
 #endif

@@ -1,4 +1,5 @@
-/* Tests of evc_buf: growth, compaction, consume, trim, append, and failures that keep content. */
+/* Tests of evc_buf: growth, compaction, consume, trim, append, failures that keep content,
+ * block sources and referenced blocks. */
 #include "internal.h"
 
 #include <errno.h>
@@ -261,86 +262,164 @@ static void test_trim_shrinks_oversized_block(void **state)
     evc__buf_free(&b);
 }
 
-/* A block handed to an empty buffer is used in place: no allocation while the
- * content fits, and it grows like any other block when it does not. */
-static void test_adopt_uses_the_block(void **state)
+/* ------------------------------------------------------------------ */
+/* Block sources and shared blocks                                     */
+/* ------------------------------------------------------------------ */
+
+/* A buffer with a source starts with one of the source's blocks, used to its
+ * last byte, and gives it back when emptied: the next buffer gets the same one. */
+static void test_source_block_is_reused(void **state)
 {
     (void)state;
-    evc_buf b = EVC_BUF_INIT;
-    const size_t cap = 65536;
-    char *block = malloc(cap);
-    assert_non_null(block);
-    evc__buf_adopt(&b, block, cap);
+    evc_block_source src;
+    evc__block_source_init(&src, 65536);
+    evc_buf b;
+    evc__buf_init(&b, &src);
+    assert_int_equal(evc__buf_reserve(&b, 100), 0);
+    assert_int_equal(b.cap, 65536);
+    char *block = b.data;
+    append_pattern(&b, 0, 65536);
     assert_ptr_equal(b.data, block);
-    assert_int_equal(b.cap, cap);
-    assert_int_equal(b.len, 0);
-    assert_int_equal(b.off, 0);
+    assert_pattern(&b, 0, 65536);
+    assert_int_equal(src.nspare, 0);
 
-    /* Reserving what the block has, then writing through the tail, stays in it. */
-    assert_int_equal(evc__buf_reserve(&b, cap), 0);
-    assert_ptr_equal(b.data, block);
-    size_t avail;
-    char *t = evc__buf_tail(&b, &avail);
-    assert_ptr_equal(t, block);
-    assert_int_equal(avail, cap);
-    memcpy(t, "line\n", 5);
-    evc__buf_commit(&b, 5);
-    assert_memory_equal(evc__buf_head(&b), "line\n", 5);
-    evc__buf_consume(&b, 5);
+    /* Trimmed empty, the block goes to the source, not to free(). */
+    evc__buf_consume(&b, 65536);
+    evc__buf_trim(&b);
+    assert_null(b.data);
+    assert_int_equal(src.nspare, 1);
+    assert_ptr_equal(b.source, &src);
 
-    /* Appends that fit fill it to the last byte without moving it. */
-    append_pattern(&b, 0, cap);
-    assert_ptr_equal(b.data, block);
-    assert_int_equal(b.cap, cap);
-    assert_pattern(&b, 0, cap);
+    evc_buf other;
+    evc__buf_init(&other, &src);
+    append_pattern(&other, 5, 10);
+    assert_ptr_equal(other.data, block);
+    assert_int_equal(src.nspare, 0);
+    evc__buf_free(&other);
+    assert_int_equal(src.nspare, 1);
 
-    /* One byte more: it grows (doubling), and the content comes along. */
-    append_pattern(&b, cap, 1);
-    assert_int_equal(b.cap, 2 * cap);
-    assert_pattern(&b, 0, cap + 1);
+    /* A buffer that outgrows the source's size starts in the spare and doubles
+     * as any other; its big block is freed, not kept (ASan and valgrind see a
+     * leak otherwise). */
+    append_pattern(&b, 0, 65537);
+    assert_int_equal(b.cap, 131072);
+    assert_pattern(&b, 0, 65537);
+    assert_int_equal(src.nspare, 0);
     evc__buf_free(&b);
+    assert_int_equal(src.nspare, 0);
+    evc__block_source_fini(&src);
+    assert_int_equal(src.nspare, 0);
 }
 
-/* Detach takes the block from an empty buffer and leaves it as if new; the
- * buffer works again afterwards, and a blockless buffer gives NULL. */
-static void test_detach_returns_the_block(void **state)
+/* At most EVC_POOL_BLOCKS idle blocks are kept; the rest are freed, and the kept
+ * ones come back last in, first out (the warmest first). */
+static void test_source_keeps_a_few(void **state)
+{
+    (void)state;
+    evc_block_source src;
+    evc__block_source_init(&src, 8192);
+    evc_buf bufs[EVC_POOL_BLOCKS + 3];
+    char *blocks[EVC_ARRAY_LEN(bufs)];
+    for (size_t i = 0; i < EVC_ARRAY_LEN(bufs); i++) {
+        evc__buf_init(&bufs[i], &src);
+        append_pattern(&bufs[i], i, 1);
+        blocks[i] = bufs[i].data;
+        for (size_t j = 0; j < i; j++)
+            assert_ptr_not_equal(blocks[i], blocks[j]);
+    }
+    for (size_t i = 0; i < EVC_ARRAY_LEN(bufs); i++)
+        evc__buf_free(&bufs[i]);
+    assert_int_equal(src.nspare, EVC_POOL_BLOCKS);
+    for (size_t i = 0; i < EVC_POOL_BLOCKS; i++) {
+        append_pattern(&bufs[i], 0, 1);
+        assert_ptr_equal(bufs[i].data, blocks[EVC_POOL_BLOCKS - 1 - i]);
+    }
+    /* The source is empty now: the next block is a new one. */
+    append_pattern(&bufs[EVC_POOL_BLOCKS], 0, 8192);
+    for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
+        assert_ptr_not_equal(bufs[EVC_POOL_BLOCKS].data, bufs[i].data);
+    for (size_t i = 0; i <= EVC_POOL_BLOCKS; i++)
+        evc__buf_free(&bufs[i]);
+    evc__block_source_fini(&src);
+}
+
+/* A referenced block is never written again by its buffer: not by a read into
+ * its tail, not by compaction, growth or reuse after it empties.  The buffer
+ * carries on in a fresh block, and the referenced bytes stay as they were until
+ * the last reference is released; then the block goes back to the source. */
+static void test_referenced_block_is_left_alone(void **state)
+{
+    (void)state;
+    evc_block_source src;
+    evc__block_source_init(&src, 4096);
+    evc_buf b;
+    evc__buf_init(&b, &src);
+    append_pattern(&b, 0, 1000);
+    char *first = b.data;
+    assert_int_equal(evc__buf_refs(&b), 1);
+
+    evc_block *ref = evc__buf_ref(&b, first + 100, 800);
+    assert_non_null(ref);
+    assert_int_equal(evc__buf_refs(&b), 2);
+
+    /* Consumed to the last 100 bytes, then appended to: tail room is there,
+     * but the buffer moves its rest to a fresh block instead of writing. */
+    evc__buf_consume(&b, 900);
+    append_pattern(&b, 1000, 50);
+    assert_ptr_not_equal(b.data, first);
+    assert_pattern(&b, 900, 150);
+    assert_int_equal(evc__buf_refs(&b), 1);
+    char *second = b.data;
+
+    /* Emptied: the fresh block goes back to the source; the shared one does not. */
+    evc__buf_consume(&b, 150);
+    evc__buf_trim(&b);
+    assert_int_equal(src.nspare, 1);
+
+    /* The referenced bytes were never touched. */
+    for (size_t i = 100; i < 900; i++)
+        assert_int_equal(first[i], (char)('a' + i % 23));
+
+    /* The next block is the spare, not the referenced one. */
+    append_pattern(&b, 0, 10);
+    assert_ptr_equal(b.data, second);
+
+    /* A buffer that drops its reference first leaves the block to the others. */
+    evc__buf_free(&b);
+    assert_int_equal(src.nspare, 1);
+    evc__block_release(ref);
+    assert_int_equal(src.nspare, 2);
+    evc__block_source_fini(&src);
+}
+
+/* Only bytes written into the buffer's current block can be referenced. */
+static void test_ref_only_written_bytes(void **state)
 {
     (void)state;
     evc_buf b = EVC_BUF_INIT;
-    assert_null(evc__buf_detach(&b));
-    assert_null(b.data);
-    assert_int_equal(b.cap, 0);
-
-    /* A block the buffer made itself, emptied by consume. */
+    char outside[16] = {0};
+    assert_null(evc__buf_ref(&b, outside, 1));
     append_pattern(&b, 0, 100);
-    char *own = b.data;
-    size_t own_cap = b.cap;
+    assert_null(evc__buf_ref(&b, outside, 1));
+    assert_null(evc__buf_ref(&b, b.data + 50, 51));     /* runs past what was written */
+    assert_null(evc__buf_ref(&b, b.data + 101, 0));
+    assert_null(evc__buf_ref(&b, b.data - 1, 2));
+    assert_int_equal(evc__buf_refs(&b), 1);
+
+    /* Consumed bytes stay referencable (found_terminator's frame is consumed
+     * before the callback runs), as long as the block has not moved. */
     evc__buf_consume(&b, 100);
-    assert_ptr_equal(evc__buf_detach(&b), own);
-    assert_null(b.data);
-    assert_int_equal(b.cap, 0);
-    assert_int_equal(b.off, 0);
-    assert_int_equal(b.len, 0);
-    assert_null(evc__buf_detach(&b));
-    size_t avail = 99;
-    assert_null(evc__buf_tail(&b, &avail));
-    assert_int_equal(avail, 0);
+    evc_block *r = evc__buf_ref(&b, b.data, 100);
+    assert_non_null(r);
+    assert_int_equal(evc__buf_refs(&b), 2);
+    evc__block_release(r);
 
-    /* The detached block is the caller's: adopt it again (the pool's round trip). */
-    evc__buf_adopt(&b, own, own_cap);
-    append_pattern(&b, 7, 50);
-    assert_ptr_equal(b.data, own);
-    assert_pattern(&b, 7, 50);
-    evc__buf_clear(&b);
-    assert_ptr_equal(evc__buf_detach(&b), own);
-    free(own);
-
-    /* Without a block the buffer allocates its own again, as a new one would. */
-    append_pattern(&b, 3, 10);
-    assert_non_null(b.data);
-    assert_int_equal(b.cap, 4096);
-    assert_pattern(&b, 3, 10);
+    /* Without a source, the last release frees the block. */
+    r = evc__buf_ref(&b, b.data + 99, 1);
+    assert_non_null(r);
     evc__buf_free(&b);
+    assert_int_equal(evc__buf_refs(&b), 0);
+    evc__block_release(r);
 }
 
 int main(void)
@@ -358,8 +437,10 @@ int main(void)
         cmocka_unit_test(test_clear_keeps_block),
         cmocka_unit_test(test_trim_frees_when_empty),
         cmocka_unit_test(test_trim_shrinks_oversized_block),
-        cmocka_unit_test(test_adopt_uses_the_block),
-        cmocka_unit_test(test_detach_returns_the_block),
+        cmocka_unit_test(test_source_block_is_reused),
+        cmocka_unit_test(test_source_keeps_a_few),
+        cmocka_unit_test(test_referenced_block_is_left_alone),
+        cmocka_unit_test(test_ref_only_written_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

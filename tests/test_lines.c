@@ -1,7 +1,7 @@
 /*
  * Tests of the line cursor (lines.h), which the chat's line fast path uses to
- * find one-byte terminators, and of the per-loop pool of read blocks the chat
- * reads into (registry.c).
+ * find one-byte terminators.  (The read blocks the chat reads into are tested
+ * with the buffer, tests/test_buf.c, and per loop in tests/test_chat_forward.c.)
  *
  * The cursor must find exactly what repeated memchr finds, never read a byte
  * past the end of its input (inputs here end at a PROT_NONE guard page, so such
@@ -346,124 +346,6 @@ static void test_stop_and_restart_finds_the_same(void **state)
     guarded_free(&g);
 }
 
-/* ------------------------------------------------------------------ */
-/* The per-loop pool of read blocks                                    */
-/* ------------------------------------------------------------------ */
-
-static void on_destroy_count(evc_dispatcher *d, void *data)
-{
-    (void)d;
-    ++*(int *)data;
-}
-
-static const struct evc_dispatcher_ops counting_ops = {.on_destroy = on_destroy_count};
-
-/* Closes d and runs loop until its deferred destroy ran (the entry goes with the
- * loop's last dispatcher, and with it the pooled blocks). */
-static void close_and_wait(struct ev_loop *loop, evc_dispatcher *d, int *destroyed)
-{
-    int before = *destroyed;
-    evc_dispatcher_close(d);
-    assert_true(evt_run_until_count(loop, destroyed, before + 1, 5.));
-}
-
-static void test_pool_reuses_blocks_and_keeps_a_few(void **state)
-{
-    (void)state;
-    int destroyed = 0;
-    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(loop);
-    evc_dispatcher *d = evc_dispatcher_new(loop, &counting_ops, &destroyed);
-    assert_non_null(d);
-    evc_loop_entry *e = evc__dispatcher_entry(d);
-    assert_non_null(e);
-
-    /* A block from a fresh entry is usable to its last byte (ASan and valgrind check). */
-    char *block = evc__registry_block_take(e);
-    assert_non_null(block);
-    memset(block, 0xa5, EVC_READ_BLOCK);
-    assert_int_equal((unsigned char)block[EVC_READ_BLOCK - 1], 0xa5);
-
-    /* Given back, it is the next one taken: busy channels share warm blocks. */
-    evc__registry_block_give(e, block);
-    assert_ptr_equal(evc__registry_block_take(e), block);
-
-    /* More than EVC_POOL_BLOCKS given back: the rest are freed (ASan and valgrind
-     * see a leak otherwise), and the kept ones come back last in, first out. */
-    char *blocks[EVC_POOL_BLOCKS + 3];
-    blocks[0] = block;
-    for (size_t i = 1; i < EVC_ARRAY_LEN(blocks); i++) {
-        blocks[i] = evc__registry_block_take(e);
-        assert_non_null(blocks[i]);
-        for (size_t j = 0; j < i; j++)
-            assert_ptr_not_equal(blocks[i], blocks[j]);
-    }
-    for (size_t i = 0; i < EVC_ARRAY_LEN(blocks); i++)
-        evc__registry_block_give(e, blocks[i]);
-    for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
-        assert_ptr_equal(evc__registry_block_take(e), blocks[EVC_POOL_BLOCKS - 1 - i]);
-    /* The pool is empty now: the next take is a new block, none of the kept ones. */
-    char *fresh = evc__registry_block_take(e);
-    assert_non_null(fresh);
-    for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
-        assert_ptr_not_equal(fresh, blocks[i]);
-    memset(fresh, 0x5a, EVC_READ_BLOCK);
-    free(fresh);
-
-    /* Those taken go back (a full pool), so the entry must free them with the
-     * loop's last dispatcher. */
-    for (size_t i = 0; i < EVC_POOL_BLOCKS; i++)
-        evc__registry_block_give(e, blocks[i]);
-
-    close_and_wait(loop, d, &destroyed);
-    evt_assert_loop_empty(loop);
-    ev_loop_destroy(loop);
-}
-
-/* The pool belongs to the loop, not to a dispatcher: it outlives all but the last. */
-static void test_pool_lives_with_the_loop(void **state)
-{
-    (void)state;
-    int destroyed = 0;
-    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(loop);
-    evc_dispatcher *a = evc_dispatcher_new(loop, &counting_ops, &destroyed);
-    evc_dispatcher *b = evc_dispatcher_new(loop, &counting_ops, &destroyed);
-    assert_non_null(a);
-    assert_non_null(b);
-    assert_ptr_equal(evc__dispatcher_entry(a), evc__dispatcher_entry(b));
-
-    void *block = evc__registry_block_take(evc__dispatcher_entry(a));
-    assert_non_null(block);
-    evc__registry_block_give(evc__dispatcher_entry(a), block);
-    close_and_wait(loop, a, &destroyed);
-    /* a is gone; b still sees the block a's side gave back. */
-    assert_ptr_equal(evc__registry_block_take(evc__dispatcher_entry(b)), block);
-    evc__registry_block_give(evc__dispatcher_entry(b), block);
-
-    /* Another loop has its own pool: it cannot hand out this loop's spare block. */
-    int destroyed2 = 0;
-    struct ev_loop *loop2 = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(loop2);
-    evc_dispatcher *c = evc_dispatcher_new(loop2, &counting_ops, &destroyed2);
-    assert_non_null(c);
-    assert_ptr_not_equal(evc__dispatcher_entry(c), evc__dispatcher_entry(b));
-    void *other = evc__registry_block_take(evc__dispatcher_entry(c));
-    assert_non_null(other);
-    assert_ptr_not_equal(other, block);
-    evc__registry_block_give(evc__dispatcher_entry(c), other);
-
-    /* The last dispatcher of each loop takes its pool with it (no leak). */
-    close_and_wait(loop, b, &destroyed);
-    close_and_wait(loop2, c, &destroyed2);
-    assert_int_equal(destroyed, 2);
-    assert_int_equal(destroyed2, 1);
-    evt_assert_loop_empty(loop);
-    evt_assert_loop_empty(loop2);
-    ev_loop_destroy(loop);
-    ev_loop_destroy(loop2);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,8 +358,6 @@ int main(void)
         cmocka_unit_test(test_whole_read_block),
         cmocka_unit_test(test_started_after_some_bytes),
         cmocka_unit_test(test_stop_and_restart_finds_the_same),
-        cmocka_unit_test(test_pool_reuses_blocks_and_keeps_a_few),
-        cmocka_unit_test(test_pool_lives_with_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
