@@ -76,28 +76,6 @@ static int collect_copy(evc_chat *c, const char *p, size_t n)
     return 0;
 }
 
-/* Hands n bytes of the current frame to the collector; false when delivery
- * must stop (the chat failed or closed). */
-static inline bool collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
-{
-    if (c->ops->collect_incoming_data) {
-        c->ops->collect_incoming_data(c, p, n, c->data);
-        return user_may_continue(c) && c->collect_error == 0;
-    }
-    /* The default collector: a frame that sits whole in the input buffer is
-     * handed to found_terminator in place; only frames that span reads are copied. */
-    if (frame_ends_here && c->frame.len == 0) {
-        c->incoming = p;
-        c->incoming_len = n;
-        return true;
-    }
-    if (collect_copy(c, p, n) < 0) {
-        c->collect_error = -ENOMEM;
-        return false;
-    }
-    return true;
-}
-
 static inline void frame_done(evc_chat *c)
 {
     c->incoming = NULL;
@@ -127,61 +105,84 @@ static void input_failed(evc_chat *c, int err)
         evc_chat_close_when_done(c);
 }
 
+/* A custom collector's evc_chat_collect failed: report it.  Always false. */
+static bool collect_failed(evc_chat *c)
+{
+    int err = c->collect_error;
+    c->collect_error = 0;
+    if (err == -EMSGSIZE)
+        input_failed(c, err);
+    else
+        evc__chat_report_error(c, err);
+    return false;
+}
+
 /*
  * The one delivery loop: the engine finds the next piece of a frame in `in`,
  * the collector gets it, and found_terminator follows when the frame ends.
  * The piece is consumed before any user code runs, so whatever a callback
  * does (a new terminator, discard_buffers, a pause) applies to the bytes that
- * remain, which the engine is simply asked about again.  Whole frames are
- * handed over in place; the engine's line cursor makes the common one-byte
- * delimiter cost a few instructions per frame.
+ * remain, which the engine is simply asked about again.  A frame that sits
+ * whole in `in` is handed to the default collector in place; the pass keeps
+ * the engine's line cursor in this function's registers between frames.
  */
 static void process_input(evc_chat *c)
 {
     if (!user_may_continue(c))
         return;
+    if (c->input_discarded) {
+        evc__buf_clear(&c->in);
+        return;
+    }
     evc_scanner *const engine = &c->scanner;
+    void (*const custom)(evc_chat *, const char *, size_t, void *) = c->ops->collect_incoming_data;
     void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
+    void *const data = c->data;
+    evc_scan_pass pass;
+    evc__scan_pass_init(&pass);
     while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
-        if (c->input_discarded) {
-            evc__buf_clear(&c->in);
-            break;
-        }
         const char *p = evc__buf_head(&c->in);
         evc_scan_result r;
-        evc__scan_inline(engine, p, c->in.len, &r);
+        evc__scan_inline(engine, &pass, p, c->in.len, &r);
         if (r.error) {
             input_failed(c, r.error);
             return;
         }
         evc__buf_consume_inline(&c->in, r.consumed);
-        if (r.data_len > 0) {
-            const unsigned epoch = evc__scanner_epoch(engine);
-            if (!collect(c, p + r.start, r.data_len, r.found)) {
-                if (user_may_continue(c) && c->collect_error) {
-                    int err = c->collect_error;
-                    c->collect_error = 0;
-                    if (err == -EMSGSIZE)
-                        input_failed(c, err);
-                    else
-                        evc__chat_report_error(c, err);
-                }
-                return;
-            }
-            if (epoch != evc__scanner_epoch(engine))
-                continue;   /* discard_buffers in the collector: this frame is gone */
-        } else if (!r.found) {
+        if (r.data_len == 0) {
+            if (r.found)
+                goto found_it;
             if (r.consumed == 0)
                 break;      /* only held bytes are left: wait for more */
             continue;       /* a length header went by */
         }
-        if (r.found) {
-            if (found)
-                found(c, c->data);
+        if (custom) {
+            const unsigned epoch = evc__scanner_epoch(engine);
+            custom(c, p + r.start, r.data_len, data);
             if (!user_may_continue(c))
                 return;
-            frame_done(c);
+            if (c->collect_error) {
+                collect_failed(c);
+                return;
+            }
+            if (epoch != evc__scanner_epoch(engine))
+                continue;   /* discard_buffers in the collector: this frame is gone */
+        } else if (r.found && c->frame.len == 0) {
+            c->incoming = p + r.start;      /* whole in `in`: no copy */
+            c->incoming_len = r.data_len;
+        } else if (collect_copy(c, p + r.start, r.data_len) < 0) {
+            evc__chat_report_error(c, -ENOMEM);
+            return;
         }
+        if (!r.found)
+            continue;
+found_it:
+        if (found) {
+            found(c, data);
+            if (!user_may_continue(c))
+                return;
+        }
+        frame_done(c);
     }
     c->input_held = (c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
                     !c->input_discarded;

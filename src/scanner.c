@@ -62,8 +62,7 @@ static void restart(evc_scanner *s, evc_terminator_kind kind, evc_scan_mode mode
     s->held = 0;
     s->phase = EVC_PHASE_HEADER;
     s->value = 0;
-    s->count_armed = false;
-    s->cursor_pos = NULL;
+    s->config++;
     s->error = 0;
     s->at_eof = false;
 }
@@ -152,7 +151,6 @@ void evc__scanner_set_count(evc_scanner *s, uint64_t n)
     drop_term(s);
     restart(s, EVC_TERM_COUNT, EVC_SCAN_COUNT);
     s->count = n;
-    s->count_armed = true;
 }
 
 void evc__scanner_set_none(evc_scanner *s)
@@ -311,7 +309,7 @@ void evc__scanner_reset(evc_scanner *s)
 {
     s->held = 0;
     s->frame_bytes = 0;
-    s->cursor_pos = NULL;
+    s->config++;
     s->epoch++;
     s->at_eof = false;
     for (size_t i = 0; i < s->any_n; i++)
@@ -329,7 +327,7 @@ void evc__scanner_reset(evc_scanner *s)
 void evc__scanner_end(evc_scanner *s)
 {
     s->at_eof = true;
-    s->cursor_pos = NULL;
+    s->config++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -366,8 +364,9 @@ static void fail(evc_scanner *s, evc_scan_result *out, int err)
     piece(out, 0, 0, 0, false);
     out->error = err;
     s->error = err;
+    s->frame_bytes = 0;
     s->mode = EVC_SCAN_FAILED;
-    s->cursor_pos = NULL;
+    s->config++;
 }
 
 /* Everything is data: no terminator, a count already reached, or the end of input. */
@@ -499,22 +498,28 @@ static void scan_any(evc_scanner *s, const char *in, size_t len, evc_scan_result
     piece(out, 0, len - held, len - held, false);
 }
 
-/* Matches the trailer (term) byte by byte from state `held`; a mismatch is
- * a protocol error.  True when the whole trailer matched at input[.. *end). */
+/* Matches the delimiter after a count-then body byte by byte, from state `held`
+ * at input[from + held].  1 when it matched whole (ending at *end), 0 while
+ * incomplete (the matched part held back), -EPROTO on a wrong byte.  The wrong
+ * byte is not passed over, so a caller that hands out the body first meets it
+ * again on the next call. */
 static int match_trailer(evc_scanner *s, const char *in, size_t len, size_t from, size_t *end)
 {
     size_t q = s->held;
     size_t i = from + q;
+    int rc = 0;
     while (i < len && q < s->term_len) {
-        if (in[i] != s->term[q])
-            return -EPROTO;
+        if (in[i] != s->term[q]) {
+            rc = -EPROTO;
+            break;
+        }
         i++;
         q++;
     }
     s->examined += i - from - s->held;
     s->held = q;
     *end = i;
-    return q == s->term_len;
+    return rc < 0 ? rc : q == s->term_len;
 }
 
 /* n bytes, then exactly the delimiter. */
@@ -535,12 +540,14 @@ static void scan_count_then(evc_scanner *s, const char *in, size_t len, evc_scan
     /* The delimiter starts at input[body], after any held part of it. */
     size_t end;
     int rc = match_trailer(s, in, len, body, &end);
-    if (rc < 0) {
+    if (rc < 0 && body == 0) {
         fail(s, out, rc);
         return;
     }
-    if (rc == 0) {
-        piece(out, 0, body, body, false);   /* the delimiter's start is held */
+    if (rc <= 0) {
+        /* Incomplete, or wrong with body bytes before it: the body goes out
+         * first, whatever the split, and the next call decides. */
+        piece(out, 0, body, body, false);
         return;
     }
     s->held = 0;
@@ -629,16 +636,18 @@ static void scan_prefixed(evc_scanner *s, const char *in, size_t len, evc_scan_r
         s->phase = EVC_PHASE_TRAILER;
         s->held = 0;
     }
-    /* The netstring's ",": a one-byte trailer right after the body. */
-    if (skip + body == len) {
+    /* The netstring's ",": a one-byte trailer right after the body.  A wrong
+     * byte after body bytes handed out here is met again by the next call, so
+     * the body goes out before the error whatever the split. */
+    if (skip + body == len || (in[skip + body] != ',' && skip + body > 0)) {
         piece(out, skip, body, skip + body, false);
         return;
     }
-    s->examined++;
     if (in[skip + body] != ',') {
         fail(s, out, -EPROTO);
         return;
     }
+    s->examined++;
     s->phase = EVC_PHASE_HEADER;
     piece(out, skip, body, skip + body + 1, true);
 }

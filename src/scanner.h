@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Terminators up to this long live inside the scanner: setting one allocates nothing. */
 #define EVC_SCANNER_INLINE 8
@@ -49,7 +50,6 @@ typedef struct evc_scanner {
     evc_scan_mode mode;
     bool keep;           /* frames end with their trailing delimiter bytes */
     bool limit_counts;   /* the frame limit caps counted frames too (the library collects) */
-    bool count_armed;    /* EVC_TERM_COUNT: a frame is wanted (a count of 0: an empty one) */
     bool big_endian;     /* EVC_TERM_PREFIX */
     unsigned char phase; /* counted kinds: EVC_PHASE_* */
     unsigned char width; /* EVC_TERM_PREFIX: header bytes */
@@ -65,6 +65,7 @@ typedef struct evc_scanner {
     size_t limit;        /* longest frame (SIZE_MAX: none) */
     size_t frame_bytes;  /* bytes of the current frame handed out so far */
     unsigned epoch;      /* bumped by a reset: spans handed out before belong to dropped input */
+    unsigned config;     /* bumped by every setter and reset: a pass's cursor is stale */
     int error;           /* EVC_SCAN_FAILED: what was reported */
     bool at_eof;         /* no more input will come: held bytes are data */
     /* EVC_TERM_ANY: the delimiters, their failure tables and match states. */
@@ -72,13 +73,27 @@ typedef struct evc_scanner {
     size_t any_matched;  /* which one ended the last frame */
     char *any_bytes;     /* the delimiters one after another */
     size_t *any_len, *any_off, *any_fail, *any_state;
-    /* EVC_SCAN_BYTE: the line cursor over the input of the last call, valid
-     * while the next call's input starts where the last frame ended. */
-    evc_line_cursor cursor;
-    const char *cursor_pos;
     char term_small[EVC_SCANNER_INLINE + 1];
     size_t fail_small[EVC_SCANNER_INLINE];
 } evc_scanner;
+
+/*
+ * A pass of the caller's delivery loop over the input as it stands.  For a
+ * one-byte delimiter it carries the line cursor, which then lives in the
+ * caller's registers while user code runs between frames; it stays valid while
+ * each call's input starts where the last frame ended and the framing did not
+ * change.  evc__scan_pass_init before the loop; nothing to free.
+ */
+typedef struct evc_scan_pass {
+    evc_line_cursor cursor;
+    const char *pos;     /* where the next frame starts (NULL: start a new cursor) */
+    unsigned config;     /* the scanner's config when the cursor started */
+} evc_scan_pass;
+
+static inline void evc__scan_pass_init(evc_scan_pass *p)
+{
+    memset(p, 0, sizeof *p);
+}
 
 /* What one evc__scan call found in the input it was given. */
 typedef struct evc_scan_result {
@@ -143,26 +158,29 @@ static inline bool evc__scanner_ready(const evc_scanner *s)
 void evc__scan(evc_scanner *, const char *input, size_t len, evc_scan_result *out);
 
 /* evc__scan with the one-byte delimiter (the line protocols' case) inline: the
- * line cursor goes on from the last frame's end while the input is the same. */
-static inline void evc__scan_inline(evc_scanner *s, const char *in, size_t len,
-                                    evc_scan_result *out)
+ * pass's line cursor goes on from the last frame's end. */
+static inline void evc__scan_inline(evc_scanner *s, evc_scan_pass *pass, const char *in,
+                                    size_t len, evc_scan_result *out)
 {
     if (s->mode != EVC_SCAN_BYTE || len == 0) {
+        pass->pos = NULL;
         evc__scan(s, in, len, out);
         return;
     }
-    if (in != s->cursor_pos || in + len != s->cursor.end)
-        evc__lines_init(&s->cursor, in, in + len, (unsigned char)s->term[0]);
-    const char *hit = evc__lines_next(&s->cursor);
+    if (in != pass->pos || in + len != pass->cursor.end || pass->config != s->config) {
+        evc__lines_init(&pass->cursor, in, in + len, (unsigned char)s->term[0]);
+        pass->config = s->config;
+    }
+    const char *hit = evc__lines_next(&pass->cursor);
     size_t n = hit ? (size_t)(hit - in) + 1 : len;
     size_t take = hit ? n - 1 + s->keep : len;
     if (take > s->limit - s->frame_bytes) {
-        s->cursor_pos = NULL;
+        pass->pos = NULL;
         evc__scan(s, in, len, out);   /* reports the limit */
         return;
     }
     s->examined += n;
-    s->cursor_pos = hit ? hit + 1 : NULL;
+    pass->pos = hit ? hit + 1 : NULL;
     s->frame_bytes = hit ? 0 : s->frame_bytes + take;
     out->found = hit != NULL;
     out->data_len = take;
