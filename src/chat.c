@@ -142,8 +142,7 @@ static void process_input(evc_chat *c)
     evc__scan_pass_init(&pass);
     while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
         const char *p = evc__buf_head(&c->in);
-        evc_scan_result r;
-        evc__scan_inline(engine, &pass, p, c->in.len, &r);
+        const evc_scan_result r = evc__scan_inline(engine, &pass, p, c->in.len);
         if (r.error) {
             input_failed(c, r.error);
             return;

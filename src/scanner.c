@@ -686,23 +686,25 @@ static void scan_mode(evc_scanner *s, const char *in, size_t len, evc_scan_resul
     }
 }
 
-void evc__scan(evc_scanner *s, const char *in, size_t len, evc_scan_result *out)
+evc_scan_result evc__scan_step(evc_scanner *s, const char *in, size_t len)
 {
+    evc_scan_result result;
+    evc_scan_result *out = &result;
     piece(out, 0, 0, 0, false);
     out->error = 0;
     if (s->mode == EVC_SCAN_FAILED) {
         out->error = s->error;
-        return;
+        return result;
     }
     if (s->mode == EVC_SCAN_COUNT && s->count == 0) {
         /* A count of 0: an empty frame, without waiting for input. */
         s->mode = EVC_SCAN_ALL;
         out->found = true;
         s->frame_bytes = 0;
-        return;
+        return result;
     }
     if (len == 0)
-        return;
+        return result;
 
     /* The input must start with the bytes held back last time.  If a caller
      * dropped them anyway, start over rather than read past the input. */
@@ -716,15 +718,16 @@ void evc__scan(evc_scanner *s, const char *in, size_t len, evc_scan_result *out)
     } else {
         scan_mode(s, in, len, out);
         if (out->error)
-            return;
+            return result;
     }
     if (limited(s)) {
         size_t room = s->limit - s->frame_bytes;
         if (out->data_len > room) {
             /* Undo nothing: the caller stops here, and so does the framing. */
             fail(s, out, -EMSGSIZE);
-            return;
+            return result;
         }
     }
     s->frame_bytes = out->found ? 0 : s->frame_bytes + out->data_len;
+    return result;
 }

@@ -153,21 +153,28 @@ static inline bool evc__scanner_ready(const evc_scanner *s)
  * again while input remains (or evc__scanner_ready) and the call consumed
  * something or found a frame.  When not found, the last len - consumed bytes
  * are held back, and the next call's input must start with them.  On error
- * nothing is consumed and the framing cannot go on.
+ * nothing is consumed and the framing cannot go on.  (Returned by value so
+ * that the caller's copy can live in registers.)
  */
-void evc__scan(evc_scanner *, const char *input, size_t len, evc_scan_result *out);
-
-/* evc__scan with the one-byte delimiter (the line protocols' case) inline: the
- * pass's line cursor goes on from the last frame's end. */
-static inline void evc__scan_inline(evc_scanner *s, evc_scan_pass *pass, const char *in,
-                                    size_t len, evc_scan_result *out)
+evc_scan_result evc__scan_step(evc_scanner *, const char *input, size_t len);
+/* evc__scan_step into *out. */
+static inline void evc__scan(evc_scanner *s, const char *in, size_t len, evc_scan_result *out)
 {
-    if (s->mode != EVC_SCAN_BYTE || len == 0) {
+    *out = evc__scan_step(s, in, len);
+}
+
+/* evc__scan_step with the one-byte delimiter (the line protocols' case) inline:
+ * the pass's line cursor goes on from the last frame's end.  A pass covers one
+ * input that does not grow: start a new one (evc__scan_pass_init) after more
+ * bytes arrive. */
+static inline evc_scan_result evc__scan_inline(evc_scanner *s, evc_scan_pass *pass,
+                                               const char *in, size_t len)
+{
+    if (s->mode != EVC_SCAN_BYTE) {
         pass->pos = NULL;
-        evc__scan(s, in, len, out);
-        return;
+        return evc__scan_step(s, in, len);
     }
-    if (in != pass->pos || in + len != pass->cursor.end || pass->config != s->config) {
+    if (in != pass->pos || pass->config != s->config) {
         evc__lines_init(&pass->cursor, in, in + len, (unsigned char)s->term[0]);
         pass->config = s->config;
     }
@@ -176,17 +183,13 @@ static inline void evc__scan_inline(evc_scanner *s, evc_scan_pass *pass, const c
     size_t take = hit ? n - 1 + s->keep : len;
     if (take > s->limit - s->frame_bytes) {
         pass->pos = NULL;
-        evc__scan(s, in, len, out);   /* reports the limit */
-        return;
+        return evc__scan_step(s, in, len);   /* reports the limit */
     }
     s->examined += n;
     pass->pos = hit ? hit + 1 : NULL;
     s->frame_bytes = hit ? 0 : s->frame_bytes + take;
-    out->found = hit != NULL;
-    out->data_len = take;
-    out->consumed = n;
-    out->start = 0;
-    out->error = 0;
+    evc_scan_result r = {.data_len = take, .consumed = n, .found = hit != NULL};
+    return r;
 }
 
 #endif /* EVC_SCANNER_H */

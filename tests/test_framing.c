@@ -303,7 +303,7 @@ static void feed(run *r, const char *chunk, size_t n)
     size_t len = r->pending;
     while (len || evc__scanner_ready(&r->s)) {
         evc_scan_result res;
-        evc__scan_inline(&r->s, &r->pass, p, len, &res);
+        res = evc__scan_inline(&r->s, &r->pass, p, len);
         if (res.error) {
             assert_int_equal(res.consumed, 0);
             flush_frame(r);
@@ -382,7 +382,7 @@ static void feed_resp(run *r, const char *chunk, size_t n)
     size_t len = r->pending;
     while (len) {
         evc_scan_result res;
-        evc__scan_inline(&r->s, &r->pass, p, len, &res);
+        res = evc__scan_inline(&r->s, &r->pass, p, len);
         if (res.error) {
             flush_frame(r);
             ev_error(&r->out, res.error);
@@ -727,13 +727,13 @@ static void test_limit(void **state)
     evc__scan_pass_init(&pass);
     evc__scanner_set_limit(&s, 4, false);
     assert_int_equal(evc__scanner_set_line(&s, EVC_EOL_LF), 0);
-    evc__scan_inline(&s, &pass, "abcd\nabcde\n", 11, &r);
+    r = evc__scan_inline(&s, &pass, "abcd\nabcde\n", 11);
     assert_true(r.found);
     assert_int_equal(r.data_len, 4);
-    evc__scan_inline(&s, &pass, "abcde\n", 6, &r);
+    r = evc__scan_inline(&s, &pass, "abcde\n", 6);
     assert_int_equal(r.error, -EMSGSIZE);
     assert_int_equal(r.consumed, 0);
-    evc__scan_inline(&s, &pass, "abcde\n", 6, &r);   /* and it stays failed */
+    r = evc__scan_inline(&s, &pass, "abcde\n", 6);   /* and it stays failed */
     assert_int_equal(r.error, -EMSGSIZE);
 
     /* A count the user streams is never capped ... */

@@ -146,6 +146,7 @@ static void apply_spec(evc_scanner *s, const term_spec *t)
         evc__scanner_set_count(s, t->count);
         break;
     case EVC_TERM_NONE:
+    default:   /* the other kinds are tested in test_framing.c */
         evc__scanner_set_none(s);
         break;
     }
@@ -786,7 +787,7 @@ static void test_get_and_set(void **state)
     assert_true(t.count == 42);
 
     /* An empty input decides nothing. */
-    evc_scan_result r = {1, 1, true};
+    evc_scan_result r = {.data_len = 1, .consumed = 1, .found = true};
     evc__scan(&s, "", 0, &r);
     assert_int_equal(r.data_len, 0);
     assert_int_equal(r.consumed, 0);
