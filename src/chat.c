@@ -147,7 +147,8 @@ static void process_input(evc_chat *c)
             input_failed(c, r.error);
             return;
         }
-        evc__buf_consume_inline(&c->in, r.consumed);
+        c->in.off += r.consumed;    /* an emptied buffer's offset is reset below */
+        c->in.len -= r.consumed;
         if (r.data_len == 0) {
             if (r.found)
                 goto found_it;
@@ -183,6 +184,7 @@ found_it:
         }
         frame_done(c);
     }
+    evc__buf_consume_inline(&c->in, 0);
     c->input_held = (c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
                     !c->input_discarded;
     input_drained(c);

@@ -295,12 +295,14 @@ evc_terminator evc__scanner_get(const evc_scanner *s)
 void evc__scanner_set_keep(evc_scanner *s, bool keep)
 {
     s->keep = keep;
+    s->config++;
 }
 
 void evc__scanner_set_limit(evc_scanner *s, size_t max, bool limit_counts)
 {
     s->limit = max ? max : SIZE_MAX;
     s->limit_counts = limit_counts;
+    s->config++;
     if (s->frame_bytes > s->limit)
         s->frame_bytes = s->limit;   /* the next byte of this frame is over */
 }

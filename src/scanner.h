@@ -23,6 +23,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define EVC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EVC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define EVC_LIKELY(x) (x)
+#define EVC_UNLIKELY(x) (x)
+#endif
+
 /* Terminators up to this long live inside the scanner: setting one allocates nothing. */
 #define EVC_SCANNER_INLINE 8
 /* Most delimiters a set (evc_chat_set_terminator_any) may have. */
@@ -87,6 +95,8 @@ typedef struct evc_scanner {
 typedef struct evc_scan_pass {
     evc_line_cursor cursor;
     const char *pos;     /* where the next frame starts (NULL: start a new cursor) */
+    size_t keep;         /* the scanner's keep, as a byte count */
+    size_t room;         /* bytes the next frame may have */
     unsigned config;     /* the scanner's config when the cursor started */
 } evc_scan_pass;
 
@@ -170,26 +180,39 @@ static inline void evc__scan(evc_scanner *s, const char *in, size_t len, evc_sca
 static inline evc_scan_result evc__scan_inline(evc_scanner *s, evc_scan_pass *pass,
                                                const char *in, size_t len)
 {
-    if (s->mode != EVC_SCAN_BYTE) {
+    if (EVC_UNLIKELY(s->mode != EVC_SCAN_BYTE)) {
         pass->pos = NULL;
         return evc__scan_step(s, in, len);
     }
-    if (in != pass->pos || pass->config != s->config) {
+    if (EVC_UNLIKELY(in != pass->pos || pass->config != s->config)) {
         evc__lines_init(&pass->cursor, in, in + len, (unsigned char)s->term[0]);
         pass->config = s->config;
+        pass->keep = s->keep;
+        pass->room = s->limit - s->frame_bytes;
     }
     const char *hit = evc__lines_next(&pass->cursor);
-    size_t n = hit ? (size_t)(hit - in) + 1 : len;
-    size_t take = hit ? n - 1 + s->keep : len;
-    if (take > s->limit - s->frame_bytes) {
-        pass->pos = NULL;
-        return evc__scan_step(s, in, len);   /* reports the limit */
+    if (EVC_LIKELY(hit != NULL)) {
+        size_t n = (size_t)(hit - in) + 1;
+        size_t take = n - 1 + pass->keep;
+        if (EVC_LIKELY(take <= pass->room)) {
+            /* A whole frame: the next one starts fresh. */
+            s->examined += n;
+            s->frame_bytes = 0;
+            pass->pos = hit + 1;
+            pass->room = s->limit;
+            evc_scan_result r = {.data_len = take, .consumed = n, .found = true};
+            return r;
+        }
     }
-    s->examined += n;
-    pass->pos = hit ? hit + 1 : NULL;
-    s->frame_bytes = hit ? 0 : s->frame_bytes + take;
-    evc_scan_result r = {.data_len = take, .consumed = n, .found = hit != NULL};
-    return r;
+    pass->pos = NULL;
+    if (!hit && len <= pass->room) {
+        /* No delimiter in the rest: it is the start of a frame. */
+        s->examined += len;
+        s->frame_bytes += len;
+        evc_scan_result r = {.data_len = len, .consumed = len};
+        return r;
+    }
+    return evc__scan_step(s, in, len);   /* reports the frame limit */
 }
 
 #endif /* EVC_SCANNER_H */
