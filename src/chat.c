@@ -117,14 +117,32 @@ static bool collect_failed(evc_chat *c)
     return false;
 }
 
+/* The line fast path's delivery (evc__scan_lines): a whole frame in place to
+ * the default collector and found_terminator.  Whether delivery may go on. */
+static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size_t consumed)
+{
+    evc_chat *c = ctx;
+    c->in.off += consumed;      /* an emptied buffer's offset is reset by the caller */
+    c->in.len -= consumed;
+    c->incoming = frame;
+    c->incoming_len = n;
+    if (c->ops->found_terminator) {
+        c->ops->found_terminator(c, c->data);
+        if (!user_may_continue(c))
+            return false;
+    }
+    frame_done(c);
+    return !delivery_paused(c);
+}
+
 /*
  * The one delivery loop: the engine finds the next piece of a frame in `in`,
  * the collector gets it, and found_terminator follows when the frame ends.
  * The piece is consumed before any user code runs, so whatever a callback
  * does (a new terminator, discard_buffers, a pause) applies to the bytes that
- * remain, which the engine is simply asked about again.  A frame that sits
- * whole in `in` is handed to the default collector in place; the pass keeps
- * the engine's line cursor in this function's registers between frames.
+ * remain, which the engine is simply asked about again.  For a one-byte
+ * delimiter and the default collector the engine hands over a batch of whole
+ * frames in place (evc__scan_lines), one found_terminator each.
  */
 static void process_input(evc_chat *c)
 {
@@ -138,17 +156,22 @@ static void process_input(evc_chat *c)
     void (*const custom)(evc_chat *, const char *, size_t, void *) = c->ops->collect_incoming_data;
     void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
     void *const data = c->data;
-    evc_scan_pass pass;
-    evc__scan_pass_init(&pass);
     while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
         const char *p = evc__buf_head(&c->in);
-        const evc_scan_result r = evc__scan_inline(engine, &pass, p, c->in.len);
+        if (!custom && c->frame.len == 0 && evc__scan_lines_apply(engine)) {
+            size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, c);
+            if (!user_may_continue(c))
+                return;
+            if (passed > 0)
+                continue;
+            /* A rest without a delimiter, or a frame over the limit: below. */
+        }
+        const evc_scan_result r = evc__scan_step(engine, p, c->in.len);
         if (r.error) {
             input_failed(c, r.error);
             return;
         }
-        c->in.off += r.consumed;    /* an emptied buffer's offset is reset below */
-        c->in.len -= r.consumed;
+        evc__buf_consume_inline(&c->in, r.consumed);
         if (r.data_len == 0) {
             if (r.found)
                 goto found_it;

@@ -60,6 +60,7 @@ static void restart(evc_scanner *s, evc_terminator_kind kind, evc_scan_mode mode
     s->kind = kind;
     s->mode = mode;
     s->held = 0;
+    s->clean = 0;
     s->phase = EVC_PHASE_HEADER;
     s->value = 0;
     s->config++;
@@ -310,6 +311,7 @@ void evc__scanner_set_limit(evc_scanner *s, size_t max, bool limit_counts)
 void evc__scanner_reset(evc_scanner *s)
 {
     s->held = 0;
+    s->clean = 0;
     s->frame_bytes = 0;
     s->config++;
     s->epoch++;
@@ -374,8 +376,10 @@ static void fail(evc_scanner *s, evc_scan_result *out, int err)
 /* Everything is data: no terminator, a count already reached, or the end of input. */
 static void scan_all(evc_scanner *s, size_t len, evc_scan_result *out)
 {
-    s->examined += len - s->held;
+    size_t seen = s->held + (s->clean <= len - s->held ? s->clean : 0);
+    s->examined += len - seen;
     s->held = 0;
+    s->clean = 0;
     piece(out, 0, len, len, false);
 }
 
@@ -391,12 +395,14 @@ static void scan_count(evc_scanner *s, size_t len, evc_scan_result *out)
         s->mode = EVC_SCAN_ALL;   /* reached: none until re-armed */
 }
 
-/* A one-byte delimiter without the cursor (the limit was hit, or at EOF). */
+/* A one-byte delimiter, after the `clean` bytes evc__scan_lines already passed. */
 static void scan_byte(evc_scanner *s, const char *in, size_t len, evc_scan_result *out)
 {
-    const char *hit = memchr(in, (unsigned char)s->term[0], len);
+    size_t from = s->clean <= len ? s->clean : 0;
+    const char *hit = memchr(in + from, (unsigned char)s->term[0], len - from);
     size_t n = hit ? (size_t)(hit - in) + 1 : len;
-    s->examined += n;
+    s->examined += n - from;
+    s->clean = 0;
     piece(out, 0, hit ? n - 1 + s->keep : len, n, hit != NULL);
 }
 

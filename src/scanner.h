@@ -69,6 +69,7 @@ typedef struct evc_scanner {
     uint64_t max;        /* PREFIX, NETSTRING: longest body a header may announce (0: any) */
     uint64_t value;      /* PREFIX, NETSTRING: the header read so far */
     size_t held;         /* leading input bytes examined and held back */
+    size_t clean;        /* EVC_SCAN_BYTE: leading input bytes known to hold no delimiter */
     uint64_t examined;   /* bytes examined over the scanner's life (tests prove linearity) */
     size_t limit;        /* longest frame (SIZE_MAX: none) */
     size_t frame_bytes;  /* bytes of the current frame handed out so far */
@@ -84,26 +85,6 @@ typedef struct evc_scanner {
     char term_small[EVC_SCANNER_INLINE + 1];
     size_t fail_small[EVC_SCANNER_INLINE];
 } evc_scanner;
-
-/*
- * A pass of the caller's delivery loop over the input as it stands.  For a
- * one-byte delimiter it carries the line cursor, which then lives in the
- * caller's registers while user code runs between frames; it stays valid while
- * each call's input starts where the last frame ended and the framing did not
- * change.  evc__scan_pass_init before the loop; nothing to free.
- */
-typedef struct evc_scan_pass {
-    evc_line_cursor cursor;
-    const char *pos;     /* where the next frame starts (NULL: start a new cursor) */
-    size_t keep;         /* the scanner's keep, as a byte count */
-    size_t room;         /* bytes the next frame may have */
-    unsigned config;     /* the scanner's config when the cursor started */
-} evc_scan_pass;
-
-static inline void evc__scan_pass_init(evc_scan_pass *p)
-{
-    memset(p, 0, sizeof *p);
-}
 
 /* What one evc__scan call found in the input it was given. */
 typedef struct evc_scan_result {
@@ -173,46 +154,51 @@ static inline void evc__scan(evc_scanner *s, const char *in, size_t len, evc_sca
     *out = evc__scan_step(s, in, len);
 }
 
-/* evc__scan_step with the one-byte delimiter (the line protocols' case) inline:
- * the pass's line cursor goes on from the last frame's end.  A pass covers one
- * input that does not grow: start a new one (evc__scan_pass_init) after more
- * bytes arrive. */
-static inline evc_scan_result evc__scan_inline(evc_scanner *s, evc_scan_pass *pass,
-                                               const char *in, size_t len)
+/* The whole-lines fast path applies: a one-byte delimiter and no frame begun. */
+static inline bool evc__scan_lines_apply(const evc_scanner *s)
 {
-    if (EVC_UNLIKELY(s->mode != EVC_SCAN_BYTE)) {
-        pass->pos = NULL;
-        return evc__scan_step(s, in, len);
-    }
-    if (EVC_UNLIKELY(in != pass->pos || pass->config != s->config)) {
-        evc__lines_init(&pass->cursor, in, in + len, (unsigned char)s->term[0]);
-        pass->config = s->config;
-        pass->keep = s->keep;
-        pass->room = s->limit - s->frame_bytes;
-    }
-    const char *hit = evc__lines_next(&pass->cursor);
-    if (EVC_LIKELY(hit != NULL)) {
-        size_t n = (size_t)(hit - in) + 1;
-        size_t take = n - 1 + pass->keep;
-        if (EVC_LIKELY(take <= pass->room)) {
-            /* A whole frame: the next one starts fresh. */
-            s->examined += n;
-            s->frame_bytes = 0;
-            pass->pos = hit + 1;
-            pass->room = s->limit;
-            evc_scan_result r = {.data_len = take, .consumed = n, .found = true};
-            return r;
+    return s->mode == EVC_SCAN_BYTE && s->frame_bytes == 0 && s->clean == 0;
+}
+
+/*
+ * The line protocols' fast path: every whole frame in [in, in + len), found with
+ * the line cursor and handed to deliver(ctx, frame, frame_len, consumed) in
+ * place, while deliver returns true and the framing stays as it is (no setter,
+ * no reset).  deliver drops `consumed` bytes from its input before it runs user
+ * code.  Stops before a frame over the limit (evc__scan_step reports it).  The
+ * rest after the last delimiter is remembered as examined, so evc__scan_step
+ * hands it out without a second look.  Returns the bytes passed over.  Only
+ * when evc__scan_lines_apply.  Inline, so that deliver is inlined too.
+ */
+static inline size_t evc__scan_lines(evc_scanner *s, const char *in, size_t len,
+                                     bool (*deliver)(void *ctx, const char *frame, size_t n,
+                                                     size_t consumed),
+                                     void *ctx)
+{
+    evc_line_cursor lines;
+    evc__lines_init(&lines, in, in + len, (unsigned char)s->term[0]);
+    const unsigned config = s->config;
+    const size_t keep = s->keep;
+    const size_t max = s->limit;
+    const char *p = in, *hit;
+    while ((hit = evc__lines_next(&lines)) != NULL) {
+        size_t n = (size_t)(hit - p) + keep;
+        if (EVC_UNLIKELY(n > max))
+            break;
+        const char *frame = p;
+        p = hit + 1;
+        if (!deliver(ctx, frame, n, (size_t)(p - frame)) || s->config != config) {
+            s->examined += (uint64_t)(p - in);
+            return (size_t)(p - in);
         }
     }
-    pass->pos = NULL;
-    if (!hit && len <= pass->room) {
-        /* No delimiter in the rest: it is the start of a frame. */
+    if (hit) {
+        s->examined += (uint64_t)(p - in);   /* stopped before a frame over the limit */
+    } else {
         s->examined += len;
-        s->frame_bytes += len;
-        evc_scan_result r = {.data_len = len, .consumed = len};
-        return r;
+        s->clean = len - (size_t)(p - in);   /* no delimiter in the rest */
     }
-    return evc__scan_step(s, in, len);   /* reports the frame limit */
+    return (size_t)(p - in);
 }
 
 #endif /* EVC_SCANNER_H */
