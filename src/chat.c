@@ -117,17 +117,25 @@ static bool collect_failed(evc_chat *c)
     return false;
 }
 
+/* What the line fast path's delivery needs, in the delivery loop's registers. */
+typedef struct in_place {
+    evc_chat *c;
+    void (*found)(evc_chat *, void *);
+    void *data;
+} in_place;
+
 /* The line fast path's delivery (evc__scan_lines): a whole frame in place to
  * the default collector and found_terminator.  Whether delivery may go on. */
 static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size_t consumed)
 {
-    evc_chat *c = ctx;
+    const in_place *ip = ctx;
+    evc_chat *c = ip->c;
     c->in.off += consumed;      /* an emptied buffer's offset is reset by the caller */
     c->in.len -= consumed;
     c->incoming = frame;
     c->incoming_len = n;
-    if (c->ops->found_terminator) {
-        c->ops->found_terminator(c, c->data);
+    if (ip->found) {
+        ip->found(c, ip->data);
         if (!user_may_continue(c))
             return false;
     }
@@ -156,10 +164,11 @@ static void process_input(evc_chat *c)
     void (*const custom)(evc_chat *, const char *, size_t, void *) = c->ops->collect_incoming_data;
     void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
     void *const data = c->data;
+    in_place ip = {c, found, data};
     while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
         const char *p = evc__buf_head(&c->in);
         if (!custom && c->frame.len == 0 && evc__scan_lines_apply(engine)) {
-            size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, c);
+            size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, &ip);
             if (!user_may_continue(c))
                 return;
             if (passed > 0)
