@@ -237,8 +237,10 @@ static void test_any_reports_the_delimiter(void **state)
 /* RESP: "$<n>" arms n bytes then "\r\n"; anything else there is -EPROTO. */
 static void resp_hook(srv *s, const char *p, size_t n)
 {
-    if (n > 1 && p[0] == '$')
-        assert_int_equal(evc_chat_set_terminator_count_then(s->chat, strtoull(p + 1, NULL, 10),
+    char line[32];
+    snprintf(line, sizeof line, "%.*s", (int)n, p);   /* frames are not NUL-terminated */
+    if (n > 1 && line[0] == '$')
+        assert_int_equal(evc_chat_set_terminator_count_then(s->chat, strtoull(line + 1, NULL, 10),
                                                             "\r\n", 2), 0);
     else
         assert_int_equal(evc_chat_set_terminator_line(s->chat, EVC_EOL_CRLF), 0);
@@ -312,8 +314,10 @@ static void test_push_helpers_round_trip(void **state)
 
 static void length_hook(srv *s, const char *p, size_t n)
 {
+    char line[32];
     unsigned len;
-    if (n > 4 && memcmp(p, "LEN ", 4) == 0 && sscanf(p + 4, "%u", &len) == 1)
+    snprintf(line, sizeof line, "%.*s", (int)n, p);   /* frames are not NUL-terminated */
+    if (sscanf(line, "LEN %u", &len) == 1)
         evc_chat_set_terminator_count(s->chat, len);
     else
         evc_chat_set_terminator(s->chat, "\r\n");
@@ -610,8 +614,10 @@ static void found_delegating(evc_chat *c, void *data)
     }
     assert_non_null(p);
     record(s, p, n);
+    char line[32];
     unsigned len;
-    if (sscanf(p, "BODY %u", &len) == 1) {
+    snprintf(line, sizeof line, "%.*s", (int)n, p);   /* frames are not NUL-terminated */
+    if (sscanf(line, "BODY %u", &len) == 1) {
         s->body_mode = true;
         evc_chat_set_terminator_count(c, len);
     }
