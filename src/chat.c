@@ -130,8 +130,13 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
 {
     const in_place *ip = ctx;
     evc_chat *c = ip->c;
-    c->in.off += consumed;      /* an emptied buffer's offset is reset by the caller */
+    /* Consumed before found_terminator runs (so that evc_chat_peek and
+     * discard_buffers see the rest); an emptied buffer's offset is reset by the
+     * caller.  Written as the new end of the consumed part rather than as two
+     * additions, which the compiler would vectorise into more work. */
+    const char *next = frame + consumed;
     c->in.len -= consumed;
+    c->in.off = (size_t)(next - c->in.data);
     c->incoming = frame;
     c->incoming_len = n;
     if (ip->found) {
@@ -139,7 +144,8 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
         if (!user_may_continue(c))
             return false;
     }
-    frame_done(c);
+    if (c->frame.data)      /* evc_chat_collect called from found_terminator */
+        evc__buf_free(&c->frame);
     return !delivery_paused(c);
 }
 
@@ -171,6 +177,7 @@ static void process_input(evc_chat *c)
             size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, &ip);
             if (!user_may_continue(c))
                 return;
+            frame_done(c);
             if (passed > 0)
                 continue;
             /* A rest without a delimiter, or a frame over the limit: below. */
