@@ -98,7 +98,7 @@ static inline void leave_handler(evc_chat *c)
 static inline void output_added(evc_chat *c)
 {
     c->drain_armed = true;
-    if (c->high_water && c->out.bytes > c->high_water)
+    if (c->high_water && evc__outq_bytes(&c->out) > c->high_water)
         c->throttled = c->low_water_armed = true;
     if (c->dispatching == 0 && user_may_continue(c))
         evc__dispatcher_schedule_write(c->disp);

@@ -116,18 +116,25 @@ void evc__chat_flush(evc_chat *c)
         return;
     if (!write_queue(c))
         return;
-    if (c->throttled && c->out.bytes <= c->low_water)
+    if (c->throttled && evc__outq_bytes(&c->out) <= c->low_water)
         c->throttled = false;
 }
 
 /* A recorded write failure reaches the user: held frames and handle_close when
- * the peer is gone, handle_error otherwise.  A close_when_done queued before can
+ * the peer is gone (a close when handle_close already ran for its EOF),
+ * handle_error otherwise.  A close_when_done queued before can
  * no longer be reached through the queue, so it is honoured here: otherwise a
  * handle_close that keeps the chat open would leave it open for ever. */
 static void settle_write_failure(evc_chat *c)
 {
     c->write_err_seen = true;
     c->throttled = false;
+    if (c->write_err == EVC_IO_GONE && c->eof) {
+        /* handle_close already heard of the peer's close; now nothing can be
+         * written either, so nothing more can happen on this chat. */
+        evc_chat_close(c);
+        return;
+    }
     if (c->write_err == EVC_IO_GONE)
         evc__chat_peer_closed(c);
     else
@@ -179,7 +186,7 @@ static inline int push_allowed(const evc_chat *c, size_t len)
 {
     if (!user_may_continue(c) || c->close_queued || c->write_err)
         return -EPIPE;
-    if (c->output_limit && (len > c->output_limit || c->out.bytes > c->output_limit - len))
+    if (c->output_limit && (len > c->output_limit || evc__outq_bytes(&c->out) > c->output_limit - len))
         return -ENOBUFS;
     return 0;
 }
@@ -328,7 +335,7 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
     c->low_water = low;
     c->high_water = high;
     limits_changed(c);
-    c->throttled = high && c->out.bytes > high;
+    c->throttled = high && evc__outq_bytes(&c->out) > high;
     /* Frames held at the old mark are delivered before the loop sleeps. */
     if (c->input_held && !c->throttled && c->dispatching == 0)
         evc__dispatcher_schedule_write(c->disp);
@@ -344,5 +351,5 @@ void evc_chat_set_output_limit(evc_chat *c, size_t max)
 
 size_t evc_chat_output_pending(const evc_chat *c)
 {
-    return c->out.bytes;
+    return evc__outq_bytes(&c->out);
 }

@@ -170,6 +170,12 @@ typedef struct evc_outq {
 
 #define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, SIZE_MAX}
 
+/* Bytes queued and not yet consumed (producers count what they handed out). */
+static inline size_t evc__outq_bytes(const evc_outq *q)
+{
+    return q->bytes;
+}
+
 /* The free room at the tail that evc__outq_commit may fill (*avail bytes, 0 when
  * none); like evc__buf_tail.  Nothing is queued until the commit. */
 static inline char *evc__outq_reserve(evc_outq *q, size_t *avail)
