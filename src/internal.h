@@ -220,10 +220,13 @@ static inline void evc__copy_short(char *dst, const char *src, size_t len)
  * False (nothing done) otherwise: then use evc__outq_push_copy. */
 static inline bool evc__outq_append(evc_outq *q, const void *bytes, size_t len)
 {
-    if (len - 1 >= (size_t)(q->room_end - q->room))
+    char *dst = q->room;
+    if (len - 1 >= (size_t)(q->room_end - dst))
         return false;
-    evc__copy_short(q->room, bytes, len);
+    /* Counted before the copy, so that nothing of the queue is live across a
+     * call to memcpy: the caller's fast path then needs no stack frame. */
     evc__outq_commit(q, len);
+    evc__copy_short(dst, bytes, len);
     return true;
 }
 
