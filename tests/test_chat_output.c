@@ -105,6 +105,8 @@ struct orec {
     double linger;            /* found_terminator answers and shuts down with this */
     int push_after_shutdown;  /* what a push after shutdown_when_done answered */
     size_t close_push;        /* handle_close pushes this many bytes */
+    int push_refused;         /* found_terminator's pushes that answered -EPIPE */
+    int found_after_close;    /* frames delivered after handle_close */
 };
 
 static void o_found(evc_chat *c, void *data)
@@ -112,11 +114,17 @@ static void o_found(evc_chat *c, void *data)
     orec *r = data;
     r->n_found++;
     r->in_found = true;
+    if (r->n_close > 0)
+        r->found_after_close++;
     if (r->on_found_push) {
         char *big = malloc(r->on_found_push);
         assert_non_null(big);
         memset(big, 'o', r->on_found_push);
-        assert_int_equal(evc_chat_push(c, big, r->on_found_push), 0);
+        int rc = evc_chat_push(c, big, r->on_found_push);
+        if (rc == -EPIPE)
+            r->push_refused++;
+        else
+            assert_int_equal(rc, 0);
         free(big);
     }
     if (r->part_size && r->parts_sent == 0) {
@@ -747,6 +755,40 @@ static void test_no_spin_after_peer_half_close(void **state)
     finish_loop(loop);
 }
 
+/*
+ * A failed write never runs input callbacks from inside the flush: frames held
+ * at the high-water mark are delivered from the top of the handler, before
+ * handle_close, and their replies are refused (-EPIPE) rather than queued for
+ * a socket that can no longer take them.
+ */
+static void test_failed_write_delivers_held_frames_then_closes(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = new_loop();
+    int fds[2];
+    evt_tcp_pair(fds);
+    orec r = {.on_found_push = 16 << 20};
+    evc_chat *c = o_new(&r, loop, fds[1]);
+    evc_chat_set_output_limit(c, 0);
+
+    /* The first frame's reply crosses the high-water mark: the rest are held. */
+    evt_send_all(fds[0], S("a\nb\nc\nd\n"));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
+    evt_run_for(loop, 0.05);
+    assert_int_equal(r.n_found, 1);
+    assert_true(evc_chat_output_pending(c) > 0);
+
+    /* The peer vanishes: the next write fails. */
+    evt_close_reset(fds[0]);
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_int_equal(r.n_found, 4);          /* nothing read was lost */
+    assert_int_equal(r.push_refused, 3);     /* the held frames' replies: refused */
+    assert_int_equal(r.found_after_close, 0);
+    assert_int_equal(r.n_close, 1);
+    assert_int_equal(r.n_error, 0);
+    finish_loop(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_connect_addr),
         cmocka_unit_test(test_epipe_with_default_sigpipe),
         cmocka_unit_test(test_no_spin_after_peer_half_close),
+        cmocka_unit_test(test_failed_write_delivers_held_frames_then_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
