@@ -612,7 +612,7 @@ void evc_chat_discard_buffers(evc_chat *c)
     c->scanner.held = 0;
     frame_done(c);
     evc__outq_clear(&c->out);
-    c->close_queued = false;
+    c->close_queued = c->shutdown_queued = false;
     c->producer_waiting = false;
     c->throttled = false;
     c->input_held = false;

@@ -45,6 +45,8 @@ static void start_lingering(evc_chat *c)
         return;
     }
     c->lingering = true;
+    c->input_held = false;   /* frames not delivered yet never will be */
+    c->throttled = false;
     evc__buf_clear(&c->in);
     evc__dispatcher_set_deadline(c->disp, c->linger);
 }
@@ -336,6 +338,8 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
     c->high_water = high;
     limits_changed(c);
     c->throttled = high && evc__outq_bytes(&c->out) > high;
+    if (c->throttled)
+        c->low_water_armed = true;
     /* Frames held at the old mark are delivered before the loop sleeps. */
     if (c->input_held && !c->throttled && c->dispatching == 0)
         evc__dispatcher_schedule_write(c->disp);
