@@ -154,6 +154,8 @@ void evc__chat_settle_output(evc_chat *c)
             settle_write_failure(c);
         return;
     }
+    if (c->lingering)
+        return;     /* handed off: no callback but on_destroy */
     if (c->low_water_armed && !c->throttled) {
         c->low_water_armed = false;
         if (c->ops->handle_low_water) {
