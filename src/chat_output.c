@@ -145,39 +145,46 @@ static void settle_write_failure(evc_chat *c)
         evc_chat_close(c);
 }
 
+/* handle_low_water, once the queue fell back to the low mark after crossing the high one. */
+static void run_low_water(evc_chat *c)
+{
+    if (!c->low_water_armed || c->throttled)
+        return;
+    c->low_water_armed = false;
+    if (!c->ops->handle_low_water)
+        return;
+    c->ops->handle_low_water(c, c->data);
+    evc__chat_flush(c);
+}
+
+/* handle_drained, once per queue emptied by writing. */
+static void run_drained(evc_chat *c)
+{
+    if (!c->drain_armed || !evc__outq_empty(&c->out))
+        return;
+    c->drain_armed = false;
+    if (!c->ops->handle_drained)
+        return;
+    c->ops->handle_drained(c, c->data);
+    evc__chat_flush(c);
+    /* What it pushed went out at once: come back for the next part on the
+     * loop's next pass rather than loop here, so one chat cannot starve the rest. */
+    if (user_may_continue(c) && c->drain_armed && evc__outq_empty(&c->out) && !c->write_err)
+        evc__dispatcher_schedule_write(c->disp);
+}
+
 void evc__chat_settle_output(evc_chat *c)
 {
-    if (!user_may_continue(c))
+    /* Lingering, the chat is handed off: no callback but on_destroy. */
+    if (!user_may_continue(c) || c->lingering)
         return;
-    if (c->write_err) {
-        if (!c->write_err_seen)
-            settle_write_failure(c);
-        return;
-    }
-    if (c->lingering)
-        return;     /* handed off: no callback but on_destroy */
-    if (c->low_water_armed && !c->throttled) {
-        c->low_water_armed = false;
-        if (c->ops->handle_low_water) {
-            c->ops->handle_low_water(c, c->data);
-            if (!user_may_continue(c))
-                return;
-            evc__chat_flush(c);
-        }
-    }
-    if (c->drain_armed && evc__outq_empty(&c->out) && !c->write_err && user_may_continue(c)) {
-        c->drain_armed = false;
-        if (c->ops->handle_drained) {
-            c->ops->handle_drained(c, c->data);
-            if (!user_may_continue(c))
-                return;
-            evc__chat_flush(c);
-            /* What it pushed went out at once: come back for the next part on the
-             * loop's next pass rather than loop here, so one chat cannot starve the rest. */
-            if (c->drain_armed && evc__outq_empty(&c->out) && !c->write_err)
-                evc__dispatcher_schedule_write(c->disp);
-        }
-    }
+    if (!c->write_err)
+        run_low_water(c);
+    if (user_may_continue(c) && !c->write_err)
+        run_drained(c);
+    /* Last, so that a write the callbacks above made and that failed is acted on too. */
+    if (user_may_continue(c) && c->write_err && !c->write_err_seen)
+        settle_write_failure(c);
 }
 
 void evc__chat_linger_done(evc_chat *c)
