@@ -179,7 +179,7 @@ static bool deliver_lines(evc_chat *c)
         p = hit + 1;
         if (found) {
             found(c, data);
-            if (framing != c->framing_changes || c->closed || delivery_paused(c))
+            if (framing != c->framing_changes || !user_may_continue(c) || delivery_paused(c))
                 break;
         }
     }
@@ -306,8 +306,23 @@ void evc__chat_peer_closed(evc_chat *c)
     }
 }
 
+/* Lingering after evc_chat_shutdown_when_done: read and discard until the peer
+ * closes (or fails), delivering nothing. */
+static void discard_input(evc_chat *c)
+{
+    char scratch[16384];
+    ssize_t n = evc__dispatcher_read(c->disp, scratch, sizeof scratch);
+    if (n > 0 || n == -EAGAIN)
+        return;
+    evc__chat_linger_done(c);
+}
+
 static void read_some(evc_chat *c)
 {
+    if (c->lingering) {
+        discard_input(c);
+        return;
+    }
     /* chat_readable keeps a chat with held frames from being asked to read, but
      * should the event come anyway, frames already read go before new bytes. */
     if (c->input_held) {
@@ -315,7 +330,6 @@ static void read_some(evc_chat *c)
         if (c->input_held || !user_may_continue(c))
             return;
     }
-    int fd = evc__dispatcher_head(c->disp)->fd;
     /* An empty input takes a read block from the loop's source here. */
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
         evc__chat_report_error(c, -ENOMEM);
@@ -323,12 +337,11 @@ static void read_some(evc_chat *c)
     }
     size_t avail;
     char *tail = evc__buf_tail(&c->in, &avail);
-    ssize_t n = evc__io_read(fd, tail, avail);
+    ssize_t n = evc__dispatcher_read(c->disp, tail, avail);
     if (n > 0) {
         evc__buf_commit(&c->in, (size_t)n);
-        evc__dispatcher_touch(c->disp);
         process_input(c);
-    } else if (n == 0 || is_peer_gone((int)n)) {
+    } else if (n == EVC_IO_GONE) {
         evc__chat_peer_closed(c);
     } else if (n != -EAGAIN) {
         evc__chat_report_error(c, (int)n);
@@ -344,6 +357,8 @@ static bool chat_readable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
+    if (c->lingering)
+        return true;
     return !c->eof && !c->throttled && !c->input_held;
 }
 
@@ -352,6 +367,8 @@ static bool chat_writable(evc_dispatcher *d, void *data)
     evc_chat *c = data;
     if (evc__dispatcher_head(d)->connecting)
         return true;
+    if (c->lingering || c->write_err)
+        return false;
     /* Held frames that may go on now are delivered from handle_write, which a
      * writable socket calls at once. */
     if (c->input_held && !c->throttled)
@@ -359,14 +376,25 @@ static bool chat_writable(evc_dispatcher *d, void *data)
     return !evc__outq_empty(&c->out) && !c->producer_waiting;
 }
 
+/*
+ * The end of every event, from the top of the handler: write what was pushed,
+ * deliver frames held at the high-water mark if the writes made room, then let
+ * the output side act on what happened (a failed write, a drained queue).
+ */
+static void finish_event(evc_chat *c)
+{
+    evc__chat_flush(c);
+    deliver_held_frames(c);
+    evc__chat_settle_output(c);
+}
+
 static void chat_handle_read(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     read_some(c);
-    evc__chat_flush(c);
-    deliver_held_frames(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -374,9 +402,8 @@ static void chat_handle_write(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
-    evc__chat_flush(c);
-    deliver_held_frames(c);
+    enter_handler(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -384,10 +411,10 @@ static void chat_handle_connect(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     if (c->ops->handle_connect)
         c->ops->handle_connect(c, c->data);
-    evc__chat_flush(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -395,9 +422,9 @@ static void chat_handle_close(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     evc__chat_peer_closed(c);
-    evc__chat_flush(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -405,7 +432,7 @@ static void chat_handle_error(evc_dispatcher *d, int err, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     evc__chat_report_error(c, err);
     leave_handler(c);
 }
@@ -414,12 +441,14 @@ static void chat_handle_timeout(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
-    if (c->ops->handle_timeout)
+    enter_handler(c);
+    if (c->lingering)
+        evc__chat_linger_done(c);
+    else if (c->ops->handle_timeout)
         c->ops->handle_timeout(c, c->data);
     else
         evc_chat_close(c);
-    evc__chat_flush(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -430,7 +459,6 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
     /* evc_close_all closes the dispatcher with output still queued.  Release
      * callbacks and producers may use the user's data, and on_destroy, the last
      * callback, may free it: so they all run first. */
-    push_window_close(c);
     evc__outq_clear(&c->out);
     if (!c->stillborn && c->ops->on_destroy)
         c->ops->on_destroy(c, c->data);
@@ -487,7 +515,6 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         errno = saved;
         return NULL;
     }
-    evc__dispatcher_mirror_closed(c->disp, &c->closed);
     evc__buf_init(&c->in, evc__registry_blocks(evc__dispatcher_entry(c->disp)));
     if (fd >= 0) {
         int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
@@ -495,7 +522,6 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         if (rc < 0) {
             /* The dispatcher frees the chat from the loop; the user hears nothing. */
             c->stillborn = true;
-            c->closed = true;
             evc_dispatcher_close(c->disp);
             errno = -rc;
             return NULL;
@@ -508,7 +534,7 @@ int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
 {
     if (!c || !addr)
         return -EINVAL;
-    if (c->closed)
+    if (!user_may_continue(c))
         return -EPIPE;
     if (evc_dispatcher_fd(c->disp) < 0) {
         int rc = evc_dispatcher_create_socket(c->disp, addr->sa_family, SOCK_STREAM);
@@ -516,6 +542,18 @@ int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
             return rc;
     }
     return evc_dispatcher_connect(c->disp, addr, len);
+}
+
+int evc_chat_connect_addr(evc_chat *c, const char *text)
+{
+    if (!c || !text)
+        return -EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = evc_addr_parse(text, &ss, &len);
+    if (rc < 0)
+        return rc;
+    return evc_chat_connect(c, (const struct sockaddr *)&ss, len);
 }
 
 int evc_chat_set_terminator(evc_chat *c, const char *term)
@@ -560,17 +598,17 @@ void evc_chat_discard_buffers(evc_chat *c)
 {
     if (!c)
         return;
-    push_window_close(c);
     evc__buf_clear(&c->in);
     c->in_generation++;
     c->framing_changes++;   /* and stops deliver_lines */
     c->scanner.held = 0;
     frame_done(c);
     evc__outq_clear(&c->out);
-    c->close_queued = false;
+    c->close_queued = c->shutdown_queued = false;
     c->producer_waiting = false;
     c->throttled = false;
     c->input_held = false;
+    c->drain_armed = c->low_water_armed = false;   /* dropped, not written */
     /* Reading may have been paused for the output just dropped, with write
      * interest armed on a full socket: nothing would wake the chat again.
      * Inside its own handlers the dispatcher re-asks on the way out. */
@@ -580,12 +618,12 @@ void evc_chat_discard_buffers(evc_chat *c)
 
 void evc_chat_close(evc_chat *c)
 {
-    if (!c || c->closed)
+    if (!c || !user_may_continue(c))
         return;
-    c->closed = true;
-    push_window_close(c);
-    evc__outq_clear(&c->out);
+    /* Closed first: release callbacks and producers' on_destroy, run by the
+     * clear, see a closed chat and cannot queue anything more. */
     evc_dispatcher_close(c->disp);
+    evc__outq_clear(&c->out);
 }
 
 bool evc_chat_closed(const evc_chat *c)
