@@ -63,7 +63,7 @@ static void restart(evc_scanner *s, evc_terminator_kind kind, evc_scan_mode mode
     s->clean = 0;
     s->phase = EVC_PHASE_HEADER;
     s->value = 0;
-    s->config++;
+    s->in_batch = false;
     s->error = 0;
     s->at_eof = false;
 }
@@ -296,14 +296,14 @@ evc_terminator evc__scanner_get(const evc_scanner *s)
 void evc__scanner_set_keep(evc_scanner *s, bool keep)
 {
     s->keep = keep;
-    s->config++;
+    s->in_batch = false;
 }
 
 void evc__scanner_set_limit(evc_scanner *s, size_t max, bool limit_counts)
 {
     s->limit = max ? max : SIZE_MAX;
     s->limit_counts = limit_counts;
-    s->config++;
+    s->in_batch = false;
     if (s->frame_bytes > s->limit)
         s->frame_bytes = s->limit;   /* the next byte of this frame is over */
 }
@@ -313,7 +313,7 @@ void evc__scanner_reset(evc_scanner *s)
     s->held = 0;
     s->clean = 0;
     s->frame_bytes = 0;
-    s->config++;
+    s->in_batch = false;
     s->epoch++;
     s->at_eof = false;
     for (size_t i = 0; i < s->any_n; i++)
@@ -331,7 +331,7 @@ void evc__scanner_reset(evc_scanner *s)
 void evc__scanner_end(evc_scanner *s)
 {
     s->at_eof = true;
-    s->config++;
+    s->in_batch = false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -370,7 +370,7 @@ static void fail(evc_scanner *s, evc_scan_result *out, int err)
     s->error = err;
     s->frame_bytes = 0;
     s->mode = EVC_SCAN_FAILED;
-    s->config++;
+    s->in_batch = false;
 }
 
 /* Everything is data: no terminator, a count already reached, or the end of input. */
