@@ -130,13 +130,9 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
 {
     const in_place *ip = ctx;
     evc_chat *c = ip->c;
-    /* Consumed before found_terminator runs (so that evc_chat_peek and
-     * discard_buffers see the rest); an emptied buffer's offset is reset by the
-     * caller.  Written as the new end of the consumed part rather than as two
-     * additions, which the compiler would vectorise into more work. */
-    const char *next = frame + consumed;
-    c->in.len -= consumed;
-    c->in.off = (size_t)(next - c->in.data);
+    /* The batch consumes `in` once, at its end; meanwhile in_next says where
+     * the undelivered rest starts (evc_chat_peek, discard_buffers). */
+    c->in_next = frame + consumed;
     c->incoming = frame;
     c->incoming_len = n;
     if (ip->found) {
@@ -144,8 +140,6 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
         if (!user_may_continue(c))
             return false;
     }
-    if (c->frame.data)      /* evc_chat_collect called from found_terminator */
-        evc__buf_free(&c->frame);
     return !delivery_paused(c);
 }
 
@@ -177,6 +171,10 @@ static void process_input(evc_chat *c)
             size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, &ip);
             if (!user_may_continue(c))
                 return;
+            if (c->in_next) {   /* NULL: discard_buffers emptied `in` meanwhile */
+                evc__buf_consume_inline(&c->in, (size_t)(c->in_next - p));
+                c->in_next = NULL;
+            }
             frame_done(c);
             if (passed > 0)
                 continue;
@@ -581,6 +579,7 @@ void evc_chat_discard_buffers(evc_chat *c)
         return;
     push_window_close(c);
     evc__buf_clear(&c->in);
+    c->in_next = NULL;
     evc__scanner_reset(&c->scanner);
     frame_done(c);
     evc__outq_clear(&c->out);
@@ -635,8 +634,13 @@ int evc_chat_collect(evc_chat *c, const char *p, size_t n)
 
 const char *evc_chat_peek(evc_chat *c, size_t *len)
 {
+    const char *head = evc__buf_head(&c->in);
     *len = c->input_discarded ? 0 : c->in.len;
-    return *len ? evc__buf_head(&c->in) : NULL;
+    if (*len && c->in_next) {   /* inside a batch of lines: after the current frame */
+        *len -= (size_t)(c->in_next - head);
+        head = c->in_next;
+    }
+    return *len ? head : NULL;
 }
 
 void evc_chat_pause_reading(evc_chat *c)

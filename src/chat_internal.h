@@ -36,6 +36,8 @@ struct evc_chat {
     evc_buf frame;          /* default collector: a frame that spans reads */
     size_t max_frame;       /* also the engine's limit; evc_chat_collect checks it too */
     int collect_error;      /* evc_chat_collect failed inside the collector: act on it */
+    const char *in_next;    /* during a batch of whole lines: the first byte of `in` not yet
+                             * delivered (the batch consumes once, at its end); else NULL */
     bool reading_paused;    /* evc_chat_pause_reading: no frames, no reads */
     bool input_discarded;   /* after a framing error: input is read and dropped */
 
