@@ -34,8 +34,10 @@
  * written before the bytes pushed for request 2.
  *
  * Answers that end a connection (bad input, Connection: close, HTTP/1.0)
- * push their answer and then pause reading and close when done, so no later
- * pipelined request is answered but everything before is.
+ * push their answer, pause reading (no later pipelined request is answered,
+ * everything before is) and end with evc_chat_shutdown_when_done: a
+ * lingering close, so that the client reads the whole answer rather than a
+ * reset.
  *
  * Files: see http_files.c.  Parsing of single lines: see http_request.c.
  */
@@ -56,6 +58,7 @@
 #define HEADER_TIMEOUT 10.0         /* a request head must be complete by then: 408 */
 #define IDLE_TIMEOUT 15.0           /* an idle keep-alive connection is closed */
 #define STALL_TIMEOUT 60.0          /* no I/O at all (a client that does not read) */
+#define LINGER_SECONDS 2.0          /* after a last answer, how long to drain the client */
 #define MAX_STREAM_CHUNKS 1000000u
 
 /* ------------------------------------------------------------------ answers */
@@ -121,14 +124,21 @@ void http_respond_text(http_conn *conn, int status, const char *text)
 
 /* ------------------------------------------------------------ connection */
 
-/* The answer just pushed is the connection's last: later pipelined requests
- * stay unread, and the chat closes once everything queued is written. */
+/* The answer just pushed is the connection's last.  Later pipelined requests
+ * are not delivered (pause), and the close is a lingering one: once
+ * everything queued is written the chat shuts down its sending side and
+ * reads and drops what the client still sends until it closes too (or
+ * LINGER_SECONDS pass).  Closing at once instead would make the kernel answer
+ * the unread bytes with a reset, which can destroy the answer in flight
+ * before the client has read it: the client would see "connection reset"
+ * instead of its 400 or 413. */
 static void close_after_answer(http_conn *conn)
 {
     conn->state = HTTP_DONE;
     ev_timer_stop(conn->loop, &conn->timer);
     evc_chat_pause_reading(conn->chat);
-    evc_chat_close_when_done(conn->chat);
+    if (evc_chat_shutdown_when_done(conn->chat, LINGER_SECONDS) < 0)
+        evc_chat_close_when_done(conn->chat);
 }
 
 /* Answers a request that cannot be read further with status, then closes. */
@@ -396,8 +406,9 @@ static void on_frame(evc_chat *chat, void *data)
     }
 }
 
-/* A line over 8 KiB: the chat answers what was queued, lets us push one more
- * answer, then discards the input and closes once it is written. */
+/* A line over 8 KiB: the chat keeps what was queued, lets us push one more
+ * answer, and discards the rest of the input; refuse makes the close a
+ * lingering one. */
 static void on_frame_too_long(evc_chat *chat, void *data)
 {
     (void)chat;
@@ -406,25 +417,16 @@ static void on_frame_too_long(evc_chat *chat, void *data)
         return;
     int status = conn->state == HTTP_REQUEST_LINE ? 414
                : conn->state == HTTP_HEADERS ? 431 : 413;
-    if (status_closes(status))
-        conn->req.keep_alive = false;
-    char text[96];
-    snprintf(text, sizeof text, "%d %s\n", status, http_reason(status));
-    http_respond_text(conn, status, text);
-    conn->state = HTTP_DONE;
-    ev_timer_stop(conn->loop, &conn->timer);
+    refuse(conn, status);
 }
 
-/* -EPROTO: a chunk's data was not followed by CRLF.  The chat closes once
- * what is queued, our 400 included, is written. */
+/* -EPROTO: a chunk's data was not followed by CRLF.  As for a frame too long,
+ * what is queued stays queued and our 400 follows it. */
 static void on_error(evc_chat *chat, int err, void *data)
 {
     http_conn *conn = data;
     if (err == -EPROTO && conn->state != HTTP_DONE) {
-        conn->req.keep_alive = false;
-        http_respond_text(conn, 400, "400 Bad Request\n");
-        conn->state = HTTP_DONE;
-        ev_timer_stop(conn->loop, &conn->timer);
+        refuse(conn, 400);
         return;
     }
     evc_chat_close(chat);

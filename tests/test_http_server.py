@@ -346,6 +346,41 @@ class HttpServerTest(unittest.TestCase):
                        self.server.url + "/echo")
         self.assertEqual(out, b"413")
 
+    def test_a_refused_body_does_not_reset_the_answer(self):
+        # The client sends its whole body without waiting for 100 Continue: it
+        # still reads the 413, then the close.
+        for _ in range(2):
+            sock = connect(self.server)
+            self.addCleanup(sock.close)
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
+            time.sleep(0.05)    # the 413 is sent and the server would close now
+            try:
+                sock.sendall(b"b" * 2000000)
+            except OSError:
+                pass
+            reader = Reader(sock)
+            r = reader.response()
+            self.assertEqual(r.status, 413)
+            self.assertTrue(reader.at_eof())
+
+    def test_a_slow_reader_gets_the_whole_answer_before_the_close(self):
+        # The answers (a MiB file, then the 400) are still in the server's send
+        # buffer when it finishes writing, and unread junk sits in its receive
+        # buffer.  A plain close would reset the connection and drop the unsent
+        # tail; the lingering close sends it all, then FIN.
+        sock = socket.socket()
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.settimeout(TIMEOUT)
+        sock.connect((self.server.host, self.server.port))
+        sock.sendall(b"GET /mib.bin HTTP/1.1\r\nHost: x\r\n\r\ngarbage\r\n\r\n" + b"j" * 100000)
+        time.sleep(0.5)
+        reader = Reader(sock)
+        r = reader.response()
+        self.assertEqual((r.status, len(r.body)), (200, MiB))
+        self.assertEqual(reader.response().status, 400)
+        self.assertTrue(reader.at_eof())
+
     def test_a_chunk_without_its_crlf_is_400(self):
         self.assert_refused(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                             b"3\r\nabcX\r\n0\r\n\r\n", 400)
