@@ -69,6 +69,7 @@ typedef struct http_conn {
     ev_timer timer;                 /* header (408) and keep-alive idle timeouts */
     ev_tstamp waiting_since;        /* when the connection began to wait for this request */
     bool lines;                     /* the terminator is the line one (not a body's) */
+    bool answering;                 /* answers queued and not all written (handle_drained) */
     char peer[EVC_ADDRSTRLEN];      /* for the access log */
 } http_conn;
 

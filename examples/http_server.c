@@ -272,6 +272,7 @@ static void answer(http_conn *conn, const char *body, size_t body_len)
     }
     if (evc_chat_closed(conn->chat))
         return;
+    conn->answering = true;
     if (!req->keep_alive)
         close_after_answer(conn);
     else
@@ -443,8 +444,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     ev_tstamp now = ev_now(loop);
     if (conn->state == HTTP_DONE)
         return;
-    /* A client still taking a long answer is not idle. */
-    if (evc_chat_output_pending(conn->chat) > 0)
+    /* A client still taking a long answer is not idle.  The queue's byte count
+     * cannot tell: a file producer has handed out nothing while it waits. */
+    if (conn->answering)
         conn->waiting_since = now;
     size_t buffered = 0;
     evc_chat_peek(conn->chat, &buffered);
@@ -461,6 +463,15 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* Everything queued, producers included, has been written. */
+static void on_drained(evc_chat *chat, void *data)
+{
+    (void)chat;
+    http_conn *conn = data;
+    conn->answering = false;
+    conn->waiting_since = ev_now(conn->loop);   /* idle from now on */
+}
+
 static void on_destroy(evc_chat *chat, void *data)
 {
     (void)chat;
@@ -474,6 +485,7 @@ static const struct evc_chat_ops conn_ops = {
     .found_terminator = on_frame,
     .frame_too_long = on_frame_too_long,
     .handle_error = on_error,
+    .handle_drained = on_drained,
     .on_destroy = on_destroy,
 };
 

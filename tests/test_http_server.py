@@ -403,6 +403,9 @@ class HttpTimeoutTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.root, cls.pub = make_tree()
+        # More than the kernel's socket buffers hold, so an answer stays queued.
+        with open(os.path.join(cls.pub, "huge.bin"), "wb") as f:
+            f.write(os.urandom(MiB) * 16)
         cls.server = Server("http_server", "-q", "-T", "1", "-k", "1", cls.pub)
 
     @classmethod
@@ -443,10 +446,10 @@ class HttpTimeoutTest(unittest.TestCase):
         sock = connect(self.server)
         self.addCleanup(sock.close)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /mib.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(2)       # the answer waits in the queue past the idle timeout
         r = Reader(sock).response()
-        self.assertEqual(len(r.body), MiB)
+        self.assertEqual(len(r.body), 16 * MiB)
 
 
 class HttpResumeTest(unittest.TestCase):
