@@ -101,6 +101,11 @@ int http_respond_head(http_conn *conn, int status, const char *extra, uint64_t b
  * status closes the connection after the answer. */
 void http_respond_text(http_conn *conn, int status, const char *text);
 
+/* --- http_stream.c: the generated chunked body --- */
+
+/* Answers GET or HEAD /stream?n=N (N lines, one chunk each; default 10). */
+void http_answer_stream(http_conn *conn);
+
 /* --- http_files.c: static files under the served directory --- */
 
 /* Answers a GET or HEAD for the decoded path: 200, 206, 304, 403, 404 or 416. */

@@ -40,6 +40,7 @@
  * reset.
  *
  * Files: see http_files.c.  Parsing of single lines: see http_request.c.
+ * The generated /stream body: see http_stream.c.
  */
 #include "common.h"
 #include "http.h"
@@ -59,7 +60,6 @@
 #define IDLE_TIMEOUT 15.0           /* an idle keep-alive connection is closed */
 #define STALL_TIMEOUT 60.0          /* no I/O at all (a client that does not read) */
 #define LINGER_SECONDS 2.0          /* after a last answer, how long to drain the client */
-#define MAX_STREAM_CHUNKS 1000000u
 
 /* ------------------------------------------------------------------ answers */
 
@@ -174,74 +174,6 @@ static void expect_request(http_conn *conn)
     }
 }
 
-/* One piece of /stream's body per call, so the chunked producer makes one
- * chunk of each. */
-typedef struct stream_state {
-    unsigned next, count;
-} stream_state;
-
-static ssize_t stream_more(evc_producer *p, void *buf, size_t cap, void *data)
-{
-    (void)p;
-    stream_state *s = data;
-    if (s->next == s->count)
-        return 0;
-    int n = snprintf(buf, cap, "chunk %u of %u\n", s->next + 1, s->count);
-    if (n < 0 || (size_t)n >= cap)
-        return -EMSGSIZE;
-    s->next++;
-    return n;
-}
-
-static void stream_destroy(evc_producer *p, void *data)
-{
-    (void)p;
-    free(data);
-}
-
-static const struct evc_producer_ops stream_ops = {
-    .more = stream_more,
-    .on_destroy = stream_destroy,
-};
-
-/* GET /stream?n=N: N generated lines, each its own chunk.  An HTTP/1.0 client
- * knows no chunked coding: it gets the lines with the end of the body marked
- * by the close of the connection, as HTTP/1.0 did. */
-static void answer_stream(http_conn *conn)
-{
-    unsigned count = 10;
-    const char *query = strchr(conn->req.target, '?');
-    if (query && strncmp(query, "?n=", 3) == 0) {
-        char *end;
-        unsigned long n = strtoul(query + 3, &end, 10);
-        if (*end != '\0' || n > MAX_STREAM_CHUNKS) {
-            http_respond_text(conn, 400, "n must be a number up to 1000000\n");
-            return;
-        }
-        count = (unsigned)n;
-    }
-    bool chunked = conn->req.minor >= 1;
-    if (!chunked)
-        conn->req.keep_alive = false;
-    const char *extra = chunked ? "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
-                                : "Content-Type: text/plain\r\n";
-    if (http_respond_head(conn, 200, extra, 0) < 0 || strcmp(conn->req.method, "HEAD") == 0)
-        return;
-    stream_state *s = calloc(1, sizeof *s);
-    evc_producer *body = s ? evc_producer_new(&stream_ops, s) : NULL;
-    if (!body) {
-        free(s);
-        evc_chat_close(conn->chat);
-        return;
-    }
-    s->count = count;
-    evc_producer *out = chunked ? evc_chunked_producer_new(body, NULL) : body;
-    if (!out || evc_chat_push_with_producer(conn->chat, out) < 0) {
-        evc_producer_free(out ? out : body);
-        evc_chat_close(conn->chat);
-    }
-}
-
 /* A whole request has been read (body included): answer it. */
 static void answer(http_conn *conn, const char *body, size_t body_len)
 {
@@ -266,7 +198,7 @@ static void answer(http_conn *conn, const char *body, size_t body_len)
                 evc_chat_push(conn->chat, body, body_len);
         }
     } else if (strcmp(path, "/stream") == 0) {
-        answer_stream(conn);
+        http_answer_stream(conn);
     } else {
         http_serve_file(conn, path);
     }
