@@ -19,11 +19,11 @@
  * When nothing is buffered yet, a one-byte frame (a count of 1) fetches that
  * first byte, so the choice is the same however TCP splits the input.
  *
- * Pipelined requests usually arrive many to a read.  When a whole, well-formed
- * multibulk request is already buffered, the server runs it from the buffer
- * in place (the arguments point into evc_chat_peek's bytes, valid during the
- * callback) and then skips its bytes with one count frame: two framing
- * changes per request instead of one per line and payload.  Anything else
+ * Pipelined requests usually arrive many to a read.  When whole, well-formed
+ * multibulk requests are already buffered, the server runs them from the
+ * buffer in place (the arguments point into evc_chat_peek's bytes, valid
+ * during the callback) and then skips them all with one count frame, instead
+ * of one framing change per line and payload.  Anything else
  * (a request still arriving, a malformed one, a limit crossed) takes the
  * framings above, so every error is found and worded in one place.
  *
@@ -136,7 +136,7 @@ static void expect_request_line(evc_chat *c, struct conn *conn, char first)
     evc_chat_set_terminator_line(c, first == '*' ? EVC_EOL_CRLF : EVC_EOL_CRLF_OR_LF);
 }
 
-static bool run_buffered_request(evc_chat *c, struct conn *conn, const char *p, size_t n);
+static bool run_buffered_requests(evc_chat *c, struct conn *conn, const char *p, size_t n);
 
 /* Sets the framing for the next request: see the top of the file. */
 static void expect_request(evc_chat *c, struct conn *conn)
@@ -145,7 +145,7 @@ static void expect_request(evc_chat *c, struct conn *conn)
     const char *next = evc_chat_peek(c, &buffered);
     conn->first_byte = -1;
     if (next) {
-        if (next[0] != '*' || !run_buffered_request(c, conn, next, buffered))
+        if (next[0] != '*' || !run_buffered_requests(c, conn, next, buffered))
             expect_request_line(c, conn, next[0]);
     } else {
         conn->state = WANT_FIRST_BYTE;
@@ -222,32 +222,52 @@ static bool read_length_line(const char **at, const char *end, char type, long l
     return true;
 }
 
-/* The fast path (see the top of the file): runs the multibulk request at p (n bytes
- * buffered) in place if it is all there and well formed, then arms a count frame that
- * skips its bytes.  false: nothing was done, the framings take it. */
-static bool run_buffered_request(evc_chat *c, struct conn *conn, const char *p, size_t n)
+/* Parses the multibulk request at *at (before end) in place into argv (*argc
+ * arguments pointing into the buffer) and moves past it.  false, *at unchanged, when
+ * it is not all there, malformed, over a limit or has many arguments. */
+static bool parse_in_place(const struct conn *conn, const char **at, const char *end,
+                           resp_arg *argv, size_t *argc)
 {
-    resp_arg argv[IN_PLACE_MAX_ARGS];
-    const char *at = p, *end = p + n;
+    const char *p = *at;
     long long count;
-    if (!read_length_line(&at, end, '*', &count) || count < 1 || count > IN_PLACE_MAX_ARGS)
+    if (!read_length_line(&p, end, '*', &count) || count < 1 || count > IN_PLACE_MAX_ARGS)
         return false;
     for (long long i = 0; i < count; i++) {
         long long len;
-        if (!read_length_line(&at, end, '$', &len) || len < 0 ||
-            (uint64_t)len > conn->server->max_bulk || (size_t)(end - at) < (size_t)len + 2 ||
-            at[len] != '\r' || at[len + 1] != '\n')
+        if (!read_length_line(&p, end, '$', &len) || len < 0 ||
+            (uint64_t)len > conn->server->max_bulk || (size_t)(end - p) < (size_t)len + 2 ||
+            p[len] != '\r' || p[len + 1] != '\n')
             return false;
-        argv[i] = (resp_arg){(char *)at, (size_t)len, false};
-        at += len + 2;
+        argv[i] = (resp_arg){(char *)p, (size_t)len, false};
+        p += len + 2;
     }
-    bool quit = resp_execute(c, conn->server->store, argv, (size_t)count);
-    if (!evc_chat_closed(c) && !quit) {
-        conn->state = SKIP_REQUEST;
-        evc_chat_set_terminator_count(c, (uint64_t)(at - p));
-        return true;
+    *argc = (size_t)count;
+    *at = p;
+    return true;
+}
+
+/* The fast path (see the top of the file): runs, in place, the whole and well-formed
+ * multibulk requests at the front of the n buffered bytes at p, then arms one count
+ * frame that skips them all.  It stops early once a batch's replies pass the output
+ * high-water mark, so that the library's back-pressure still bounds them.  false:
+ * nothing was done, the framings take the request. */
+static bool run_buffered_requests(evc_chat *c, struct conn *conn, const char *p, size_t n)
+{
+    resp_arg argv[IN_PLACE_MAX_ARGS];
+    size_t argc;
+    const char *at = p, *end = p + n;
+    while (evc_chat_output_pending(c) < EVC_DEFAULT_HIGH_WATER &&
+           parse_in_place(conn, &at, end, argv, &argc)) {
+        bool quit = resp_execute(c, conn->server->store, argv, argc);
+        if (evc_chat_closed(c) || quit) {
+            after_request(c, conn, quit);
+            return true;
+        }
     }
-    after_request(c, conn, quit);
+    if (at == p)
+        return false;
+    conn->state = SKIP_REQUEST;
+    evc_chat_set_terminator_count(c, (uint64_t)(at - p));
     return true;
 }
 

@@ -482,6 +482,37 @@ static void twenty_thousand_pipelined(void **state)
     disconnect(c);
 }
 
+/* Pipelined requests whose replies outgrow the output high-water mark (1 MiB): all
+ * answered, in order, however the server splits the batch. */
+static void pipelined_big_replies(void **state)
+{
+    client *c = connect_to(*state);
+    enum { VALUE = 200 * 1000, GETS = 40 };
+    char *value = evt_random_body(VALUE, 5);
+    evt_bytes b = {0};
+    add_request(&b, 3, (const char *const[]){"SET", "v", value}, (size_t[]){3, 1, VALUE});
+    for (int i = 0; i < GETS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", i);
+        add_request(&b, 2, (const char *const[]){"GET", i % 2 ? "v" : key}, NULL);
+    }
+    evt_send_all(c->fd, b.p, b.len);
+    expect(c, "+OK\r\n");
+    evt_bytes_reset(&b);
+    evt_bytes_adds(&b, "$200000\r\n");
+    evt_bytes_add(&b, value, VALUE);
+    evt_bytes_adds(&b, "\r\n");
+    for (int i = 0; i < GETS; i++) {
+        if (i % 2)
+            expect_bytes(c, b.p, b.len);
+        else
+            expect(c, "$-1\r\n");
+    }
+    evt_bytes_free(&b);
+    free(value);
+    disconnect(c);
+}
+
 /* Every byte in its own segment, with a pause, so the server meets every split. */
 static void one_byte_at_a_time(void **state)
 {
@@ -701,6 +732,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(empty_values_and_keys, start, stop),
         cmocka_unit_test_setup_teardown(ten_megabyte_value, start, stop),
         cmocka_unit_test_setup_teardown(twenty_thousand_pipelined, start, stop),
+        cmocka_unit_test_setup_teardown(pipelined_big_replies, start, stop),
         cmocka_unit_test_setup_teardown(one_byte_at_a_time, start, stop),
         cmocka_unit_test_setup_teardown(inline_commands, start, stop),
         cmocka_unit_test_setup_teardown(command_errors, start, stop),
