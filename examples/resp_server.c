@@ -290,7 +290,8 @@ static void inline_request(evc_chat *c, struct conn *conn, const char *line, siz
             return;
         }
         joined[0] = (char)conn->first_byte;
-        memcpy(joined + 1, line, len);
+        if (len > 0)
+            memcpy(joined + 1, line, len);   /* an empty line has no bytes at all */
         line = joined;
         len++;
     }
