@@ -6,7 +6,7 @@
  * pushes from inside callbacks (counted, ordered, bounded) while they go
  * through the push window.
  *
- * The peer is the other end of a loopback TCP pair.  A feeder writes from the
+ * The peer is the other end of a loopback TCP evt_pair.  A evt_feeder writes from the
  * loop in chunks of chosen sizes; the test reads replies from the peer while
  * running the loop.  Every test ends with the loop empty.
  */
@@ -26,19 +26,6 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ------------------------------------------------------------------ */
-/* Frames as bytes                                                     */
-/* ------------------------------------------------------------------ */
-
-/* Appends one frame as "<len>:<bytes>|", so frame boundaries are part of the comparison. */
-static void bytes_add_frame(evt_bytes *b, const char *p, size_t n)
-{
-    char head[32];
-    int h = snprintf(head, sizeof head, "%zu:", n);
-    evt_bytes_add(b, head, (size_t)h);
-    evt_bytes_add(b, p, n);
-    evt_bytes_add(b, "|", 1);
-}
 
 /* The frames a stream gives with a one-or-more-byte terminator (the leftmost match
  * first, as a reader going byte by byte finds it), as bytes_add_frame records them.
@@ -49,7 +36,7 @@ static int expected_frames(evt_bytes *out, const char *s, size_t n, const char *
     int frames = 0;
     for (size_t i = 0; i + tl <= n;) {
         if (memcmp(s + i, term, tl) == 0) {
-            bytes_add_frame(out, s + start, i - start + (keep ? tl : 0));
+            evt_bytes_add_frame(out, s + start, i - start + (keep ? tl : 0));
             frames++;
             i += tl;
             start = i;
@@ -60,231 +47,12 @@ static int expected_frames(evt_bytes *out, const char *s, size_t n, const char *
     return frames;
 }
 
-/* ------------------------------------------------------------------ */
-/* A recording chat                                                    */
-/* ------------------------------------------------------------------ */
-
-typedef struct rec rec;
-struct rec {
-    evc_chat *chat;
-    struct ev_loop *loop;
-    evt_bytes frames;           /* every frame, bytes_add_frame'd */
-    evt_bytes cur;              /* user collector: the frame so far */
-    int n_found, n_error, last_err, n_destroy, late_calls;
-    bool destroyed;
-    size_t bytes_in;        /* bytes of all frames */
-    /* Called with each frame after it is recorded. */
-    void (*hook)(rec *, const char *frame, size_t len);
-    int hook_arg;
-    int results[16];        /* push results a hook records */
-    size_t pending[4];      /* output_pending values a hook records */
-    size_t max_pending;
-    evc_chat *other;        /* a second chat a hook pushes to */
-};
-
-static void found_frame(rec *r, evc_chat *c, const char *p, size_t n)
-{
-    if (r->destroyed || evc_chat_closed(c))
-        r->late_calls++;
-    r->n_found++;
-    r->bytes_in += n;
-    bytes_add_frame(&r->frames, p, n);
-    size_t pend = evc_chat_output_pending(c);
-    if (pend > r->max_pending)
-        r->max_pending = pend;
-    if (r->hook)
-        r->hook(r, p, n);
-}
-
-static void rec_found_incoming(evc_chat *c, void *data)
-{
-    size_t n;
-    const char *p = evc_chat_incoming(c, &n);
-    assert_true((p == NULL) == (n == 0));
-    found_frame(data, c, p ? p : "", n);
-}
-
-static void rec_collect(evc_chat *c, const char *p, size_t n, void *data)
-{
-    rec *r = data;
-    (void)c;
-    evt_bytes_add(&r->cur, p, n);
-}
-
-static void rec_found_collected(evc_chat *c, void *data)
-{
-    rec *r = data;
-    evt_bytes frame = r->cur;
-    memset(&r->cur, 0, sizeof r->cur);
-    found_frame(r, c, frame.p ? frame.p : "", frame.len);
-    evt_bytes_free(&frame);
-}
-
-static void rec_error(evc_chat *c, int err, void *data)
-{
-    rec *r = data;
-    r->n_error++;
-    r->last_err = err;
-    evc_chat_close(c);
-}
-
-static void rec_destroy(evc_chat *c, void *data)
-{
-    rec *r = data;
-    (void)c;
-    r->n_destroy++;
-    r->destroyed = true;
-}
-
-/* The default collector (the line fast path's case). */
-static const struct evc_chat_ops incoming_ops = {
-    .found_terminator = rec_found_incoming,
-    .handle_error = rec_error,
-    .on_destroy = rec_destroy,
-};
-
-/* A user collector (always the general path). */
-static const struct evc_chat_ops collect_ops = {
-    .collect_incoming_data = rec_collect,
-    .found_terminator = rec_found_collected,
-    .handle_error = rec_error,
-    .on_destroy = rec_destroy,
-};
-
-/* ------------------------------------------------------------------ */
-/* Plumbing: a loop, a pair, a feeder, a drain                         */
-/* ------------------------------------------------------------------ */
-
-typedef struct pair {
-    struct ev_loop *loop;
-    int peer;       /* the test's end */
-    int fd;         /* the chat's end (owned by the chat once made) */
-} pair;
-
-static void pair_open(pair *p)
-{
-    p->loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(p->loop);
-    int fds[2];
-    evt_tcp_pair(fds);
-    p->peer = fds[0];
-    p->fd = fds[1];
-    int on = 1;
-    assert_int_equal(setsockopt(p->peer, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), 0);
-    int fl = fcntl(p->peer, F_GETFL);
-    assert_int_equal(fcntl(p->peer, F_SETFL, fl | O_NONBLOCK), 0);
-}
-
-static evc_chat *rec_open(rec *r, pair *p, const struct evc_chat_ops *ops, const char *term)
-{
-    r->loop = p->loop;
-    r->chat = evc_chat_new(p->loop, p->fd, ops, r);
-    assert_non_null(r->chat);
-    if (term)
-        assert_int_equal(evc_chat_set_terminator(r->chat, term), 0);
-    return r->chat;
-}
-
-static void pair_close(pair *p, rec *r)
-{
-    if (r->chat && !r->destroyed)
-        evc_chat_close(r->chat);
-    close(p->peer);
-    evt_assert_loop_empty(p->loop);
-    ev_loop_destroy(p->loop);
-    assert_int_equal(r->late_calls, 0);
-    assert_true(r->destroyed);
-    evt_bytes_free(&r->frames);
-    evt_bytes_free(&r->cur);
-}
-
-/* Writes data from the loop, chunk sizes drawn from chunks[] in turn (0: all that fits). */
-typedef struct feeder {
-    ev_io w;
-    const char *data;
-    size_t len, pos;
-    const size_t *chunks;
-    size_t nchunks, next;
-    bool done;
-} feeder;
-
-static void feeder_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    feeder *f = (feeder *)w;
-    (void)revents;
-    size_t want = f->nchunks ? f->chunks[f->next++ % f->nchunks] : 0;
-    size_t left = f->len - f->pos;
-    if (want == 0 || want > left)
-        want = left;
-    ssize_t n = send(w->fd, f->data + f->pos, want, MSG_NOSIGNAL);
-    if (n > 0)
-        f->pos += (size_t)n;
-    else if (errno != EAGAIN)
-        f->pos = f->len;   /* the chat closed (a test that fails it on purpose): stop */
-    if (f->pos == f->len) {
-        f->done = true;
-        ev_io_stop(loop, w);
-    }
-}
-
-static void feeder_start(feeder *f, pair *p, const char *data, size_t len, const size_t *chunks,
-                         size_t nchunks)
-{
-    memset(f, 0, sizeof *f);
-    f->data = data;
-    f->len = len;
-    f->chunks = chunks;
-    f->nchunks = nchunks;
-    f->done = len == 0;
-    ev_io_init(&f->w, feeder_cb, p->peer, EV_WRITE);
-    if (!f->done)
-        ev_io_start(p->loop, &f->w);
-}
-
-/* Sends everything from the loop in the given chunk sizes, and runs until it is all sent. */
-static void feed(pair *p, const char *data, size_t len, const size_t *chunks, size_t nchunks)
-{
-    feeder f;
-    feeder_start(&f, p, data, len, chunks, nchunks);
-    assert_true(evt_run_until(p->loop, &f.done, 20.0));
-    ev_io_stop(p->loop, &f.w);
-}
-
-/* Reads exactly n bytes from the peer while running the loop; NUL-terminates. */
-static void drain_exact(pair *p, evt_bytes *got, size_t n)
-{
-    char buf[65536];
-    for (int spins = 0; got->len < n && spins < 20000; spins++) {
-        ssize_t k = recv(p->peer, buf, sizeof buf, 0);
-        if (k > 0)
-            evt_bytes_add(got, buf, (size_t)k);
-        else
-            evt_run_for(p->loop, 0.001);
-    }
-    assert_int_equal(got->len, n);
-}
-
-/* Reads from the peer until EOF while running the loop. */
-static void drain_to_eof(pair *p, evt_bytes *got)
-{
-    char buf[65536];
-    for (int spins = 0; spins < 20000; spins++) {
-        ssize_t k = recv(p->peer, buf, sizeof buf, 0);
-        if (k == 0)
-            return;
-        if (k > 0)
-            evt_bytes_add(got, buf, (size_t)k);
-        else
-            evt_run_for(p->loop, 0.001);
-    }
-    fail_msg("no EOF from the chat");
-}
 
 /* ------------------------------------------------------------------ */
 /* Frames that keep their terminator                                   */
 /* ------------------------------------------------------------------ */
 
-static void keep_case(const char *term, const struct evc_chat_ops *ops, size_t chunk)
+static void keep_case(const char *term, unsigned ops, size_t chunk)
 {
     evt_bytes msg = {0};
     const char *words[] = {"alpha", "", "b", "a somewhat longer line than the others", ""};
@@ -292,20 +60,20 @@ static void keep_case(const char *term, const struct evc_chat_ops *ops, size_t c
         evt_bytes_add(&msg, words[i], strlen(words[i]));
         evt_bytes_add(&msg, term, strlen(term));
     }
-    pair p;
-    pair_open(&p);
-    rec r = {0};
-    evc_chat *c = rec_open(&r, &p, ops, term);
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {0};
+    evc_chat *c = evt_recorder_open(&r, &p, ops, term);
     evc_chat_set_keep_terminator(c, true);
-    feed(&p, msg.p, msg.len, &chunk, 1);
+    evt_pair_feed(&p, msg.p, msg.len, &chunk, 1);
     assert_true(evt_run_until_count(p.loop, &r.n_found, (int)ARRAY_LEN(words), 5.0));
 
     evt_bytes want = {0};
     expected_frames(&want, msg.p, msg.len, term, true);
-    assert_string_equal(r.frames.p, want.p);
+    assert_string_equal(r.framed.p, want.p);
     evt_bytes_free(&want);
     evt_bytes_free(&msg);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void test_keep_terminator_default_collector(void **state)
@@ -313,8 +81,8 @@ static void test_keep_terminator_default_collector(void **state)
     (void)state;
     static const char *const terms[] = {"\n", "\r\n", "abcd"};
     for (size_t t = 0; t < ARRAY_LEN(terms); t++) {
-        keep_case(terms[t], &incoming_ops, 1);
-        keep_case(terms[t], &incoming_ops, 0);
+        keep_case(terms[t], EVT_REC_ERROR, 1);
+        keep_case(terms[t], EVT_REC_ERROR, 0);
     }
 }
 
@@ -323,14 +91,14 @@ static void test_keep_terminator_user_collector(void **state)
     (void)state;
     static const char *const terms[] = {"\n", "\r\n", "abcd"};
     for (size_t t = 0; t < ARRAY_LEN(terms); t++) {
-        keep_case(terms[t], &collect_ops, 1);
-        keep_case(terms[t], &collect_ops, 0);
+        keep_case(terms[t], EVT_REC_COLLECT | EVT_REC_ERROR, 1);
+        keep_case(terms[t], EVT_REC_COLLECT | EVT_REC_ERROR, 0);
     }
 }
 
 /* After the first frame keep is turned off, after the third on again: the frames
  * already buffered behind each change follow it. */
-static void keep_toggle_hook(rec *r, const char *frame, size_t len)
+static void keep_toggle_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1)
@@ -342,22 +110,22 @@ static void keep_toggle_hook(rec *r, const char *frame, size_t len)
 static void test_keep_toggled_applies_to_buffered_lines(void **state)
 {
     (void)state;
-    const struct evc_chat_ops *const ops[] = {&incoming_ops, &collect_ops};
+    const unsigned ops[] = {EVT_REC_ERROR, EVT_REC_COLLECT | EVT_REC_ERROR};
     for (size_t k = 0; k < ARRAY_LEN(ops); k++) {
-        pair p;
-        pair_open(&p);
-        rec r = {.hook = keep_toggle_hook};
-        evc_chat *c = rec_open(&r, &p, ops[k], "\n");
+        evt_pair p;
+        evt_pair_open(&p);
+        evt_recorder r = {.on_frame = keep_toggle_hook};
+        evc_chat *c = evt_recorder_open(&r, &p, ops[k], "\n");
         evc_chat_set_keep_terminator(c, true);
         evt_send_all(p.peer, "one\ntwo\nthree\nfour\n\n", 20);
         assert_true(evt_run_until_count(p.loop, &r.n_found, 5, 5.0));
-        assert_string_equal(r.frames.p, "4:one\n|3:two|5:three|5:four\n|1:\n|");
-        pair_close(&p, &r);
+        assert_string_equal(r.framed.p, "4:one\n|3:two|5:three|5:four\n|1:\n|");
+        evt_pair_close(&p, &r);
     }
 }
 
 /* A count terminator has no terminator bytes: keep changes nothing. */
-static void count_hook(rec *r, const char *frame, size_t len)
+static void count_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1)
@@ -369,21 +137,21 @@ static void count_hook(rec *r, const char *frame, size_t len)
 static void test_keep_with_count_terminator(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = count_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = count_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evc_chat_set_keep_terminator(c, true);
     evt_send_all(p.peer, "LEN 5\nhelloafter\n", 17);
     assert_true(evt_run_until_count(p.loop, &r.n_found, 3, 5.0));
-    assert_string_equal(r.frames.p, "6:LEN 5\n|5:hello|6:after\n|");
-    pair_close(&p, &r);
+    assert_string_equal(r.framed.p, "6:LEN 5\n|5:hello|6:after\n|");
+    evt_pair_close(&p, &r);
 }
 
 /* Random bytes over the terminator's own letters (so partial and overlapping matches
  * are common), sent in random chunks down to single bytes: with either collector and
  * keep on or off, the frames are the leftmost-match split of what was sent. */
-static void multibyte_case(const char *term, const struct evc_chat_ops *ops, bool keep,
+static void multibyte_case(const char *term, unsigned ops, bool keep,
                            unsigned seed)
 {
     const char *alphabet = term;
@@ -401,18 +169,18 @@ static void multibyte_case(const char *term, const struct evc_chat_ops *ops, boo
 
     evt_bytes want = {0};
     int frames = expected_frames(&want, msg.p, msg.len, term, keep);
-    pair p;
-    pair_open(&p);
-    rec r = {0};
-    evc_chat *c = rec_open(&r, &p, ops, term);
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {0};
+    evc_chat *c = evt_recorder_open(&r, &p, ops, term);
     evc_chat_set_keep_terminator(c, keep);
-    feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
+    evt_pair_feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
     assert_true(evt_run_until_count(p.loop, &r.n_found, frames, 5.0));
-    assert_int_equal(r.frames.len, want.len);
-    assert_memory_equal(r.frames.p, want.p, want.len);
+    assert_int_equal(r.framed.len, want.len);
+    assert_memory_equal(r.framed.p, want.p, want.len);
     evt_bytes_free(&want);
     evt_bytes_free(&msg);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void test_keep_multibyte_terminators_in_random_splits(void **state)
@@ -421,8 +189,8 @@ static void test_keep_multibyte_terminators_in_random_splits(void **state)
     static const char *const terms[] = {"\r\n", "abcd", "aab", "abab"};
     for (size_t t = 0; t < ARRAY_LEN(terms); t++) {
         for (unsigned keep = 0; keep < 2; keep++) {
-            multibyte_case(terms[t], &incoming_ops, keep, 11 + (unsigned)t);
-            multibyte_case(terms[t], &collect_ops, keep, 21 + (unsigned)t);
+            multibyte_case(terms[t], EVT_REC_ERROR, keep, 11 + (unsigned)t);
+            multibyte_case(terms[t], EVT_REC_COLLECT | EVT_REC_ERROR, keep, 21 + (unsigned)t);
         }
     }
 }
@@ -431,7 +199,7 @@ static void test_keep_multibyte_terminators_in_random_splits(void **state)
  * terminator is the longest frame; one byte more fails the chat.  Without keep the line
  * alone may be max bytes.  The same whether the line comes in one read (the line fast
  * path for "\n") or in small pieces (frames and terminators split across reads). */
-static void max_keep_case(const char *term, const struct evc_chat_ops *ops, bool keep,
+static void max_keep_case(const char *term, unsigned ops, bool keep,
                           size_t chunk)
 {
     enum { MAX = 10 };
@@ -447,31 +215,31 @@ static void max_keep_case(const char *term, const struct evc_chat_ops *ops, bool
     evt_bytes_adds(&msg, "never");
     evt_bytes_adds(&msg, term);
 
-    pair p;
-    pair_open(&p);
-    rec r = {0};
-    evc_chat *c = rec_open(&r, &p, ops, term);
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {0};
+    evc_chat *c = evt_recorder_open(&r, &p, ops, term);
     evc_chat_set_keep_terminator(c, keep);
     evc_chat_set_max_frame(c, MAX);
-    feeder f;
-    feeder_start(&f, &p, msg.p, msg.len, &chunk, 1);
+    evt_feeder f;
+    evt_feeder_flood(&f, p.loop, p.peer, msg.p, msg.len, &chunk, 1);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
-    ev_io_stop(p.loop, &f.w);
+    evt_feeder_stop(&f);
     evt_bytes want = {0};
-    bytes_add_frame(&want, msg.p, MAX);
-    assert_string_equal(r.frames.p, want.p);
+    evt_bytes_add_frame(&want, msg.p, MAX);
+    assert_string_equal(r.framed.p, want.p);
     assert_int_equal(r.n_error, 1);
     assert_int_equal(r.last_err, -EMSGSIZE);
     evt_bytes_free(&want);
     evt_bytes_free(&msg);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void test_max_frame_counts_the_kept_terminator(void **state)
 {
     (void)state;
     static const char *const terms[] = {"\n", "\r\n", "abcd"};
-    const struct evc_chat_ops *const ops[] = {&incoming_ops, &collect_ops};
+    const unsigned ops[] = {EVT_REC_ERROR, EVT_REC_COLLECT | EVT_REC_ERROR};
     for (size_t t = 0; t < ARRAY_LEN(terms); t++) {
         for (size_t k = 0; k < ARRAY_LEN(ops); k++) {
             for (unsigned keep = 0; keep < 2; keep++) {
@@ -502,7 +270,7 @@ static void random_lines(evt_bytes *out, size_t total, unsigned *seed)
     }
 }
 
-static void fast_path_case(bool keep, const struct evc_chat_ops *ops, unsigned seed, size_t total)
+static void fast_path_case(bool keep, unsigned ops, unsigned seed, size_t total)
 {
     evt_bytes msg = {0};
     random_lines(&msg, total, &seed);
@@ -510,10 +278,10 @@ static void fast_path_case(bool keep, const struct evc_chat_ops *ops, unsigned s
     for (size_t i = 0; i < ARRAY_LEN(chunks); i++)
         chunks[i] = 1 + (size_t)rand_r(&seed) % (i % 4 == 0 ? 5 : 700);
 
-    pair p;
-    pair_open(&p);
-    rec r = {0};
-    evc_chat *c = rec_open(&r, &p, ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {0};
+    evc_chat *c = evt_recorder_open(&r, &p, ops, "\n");
     evc_chat_set_keep_terminator(c, keep);
     evt_bytes want = {0};
     expected_frames(&want, msg.p, msg.len, "\n", keep);
@@ -521,33 +289,33 @@ static void fast_path_case(bool keep, const struct evc_chat_ops *ops, unsigned s
     for (size_t i = 0; i < msg.len; i++)
         lines += msg.p[i] == '\n';
 
-    feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
+    evt_pair_feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
     assert_true(evt_run_until_count(p.loop, &r.n_found, lines, 10.0));
-    assert_int_equal(r.frames.len, want.len);
-    assert_memory_equal(r.frames.p, want.p, want.len);
+    assert_int_equal(r.framed.len, want.len);
+    assert_memory_equal(r.framed.p, want.p, want.len);
     evt_bytes_free(&want);
     evt_bytes_free(&msg);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void test_fast_path_equals_split_on_newline(void **state)
 {
     (void)state;
     for (unsigned seed = 1; seed <= 4; seed++) {
-        fast_path_case(false, &incoming_ops, seed, 40000);
-        fast_path_case(true, &incoming_ops, seed, 40000);
+        fast_path_case(false, EVT_REC_ERROR, seed, 40000);
+        fast_path_case(true, EVT_REC_ERROR, seed, 40000);
     }
     /* The general path (a user collector) agrees on the same inputs. */
-    fast_path_case(false, &collect_ops, 3, 40000);
-    fast_path_case(true, &collect_ops, 3, 40000);
+    fast_path_case(false, EVT_REC_COLLECT | EVT_REC_ERROR, 3, 40000);
+    fast_path_case(true, EVT_REC_COLLECT | EVT_REC_ERROR, 3, 40000);
 }
 
 /* Much more than one read's worth sent at once: lines straddle reads and read blocks. */
 static void test_fast_path_large_burst(void **state)
 {
     (void)state;
-    fast_path_case(false, &incoming_ops, 77, 600000);
-    fast_path_case(true, &incoming_ops, 78, 600000);
+    fast_path_case(false, EVT_REC_ERROR, 77, 600000);
+    fast_path_case(true, EVT_REC_ERROR, 78, 600000);
 }
 
 /* ------------------------------------------------------------------ */
@@ -555,7 +323,7 @@ static void test_fast_path_large_burst(void **state)
 /* ------------------------------------------------------------------ */
 
 /* memcache-style: "LEN n" lines, then n bytes, then lines again. */
-static void len_hook(rec *r, const char *frame, size_t len)
+static void len_hook(evt_recorder *r, const char *frame, size_t len)
 {
     unsigned n;
     char text[32] = "";   /* a frame is not NUL-terminated */
@@ -571,15 +339,15 @@ static void test_count_set_inside_found_applies_to_buffered_bytes(void **state)
 {
     (void)state;
     static const char msg[] = "LEN 5\nhe\nloa\nLEN 3\nxyzb\n\n";
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = len_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = len_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evt_send_all(p.peer, msg, sizeof msg - 1);   /* one write: everything is buffered */
     assert_true(evt_run_until_count(p.loop, &r.n_found, 7, 5.0));
     evt_run_for(p.loop, 0.01);
-    assert_string_equal(r.frames.p, "5:LEN 5|5:he\nlo|1:a|5:LEN 3|3:xyz|1:b|0:|");
-    pair_close(&p, &r);
+    assert_string_equal(r.framed.p, "5:LEN 5|5:he\nlo|1:a|5:LEN 3|3:xyz|1:b|0:|");
+    evt_pair_close(&p, &r);
 }
 
 /* The same protocol at length: records of "LEN n" lines and n-byte payloads (which
@@ -596,13 +364,13 @@ static void memcache_case(bool keep, unsigned seed)
             size_t n = 1 + (x >> 2) % 2000;
             int h = snprintf(line, sizeof line, "LEN %zu\n", n);
             evt_bytes_add(&msg, line, (size_t)h);
-            bytes_add_frame(&want, line, (size_t)h - (keep ? 0 : 1));
+            evt_bytes_add_frame(&want, line, (size_t)h - (keep ? 0 : 1));
             size_t at = msg.len;
             for (size_t i = 0; i < n; i++) {
                 char ch = rand_r(&seed) % 5 == 0 ? '\n' : (char)('a' + rand_r(&seed) % 26);
                 evt_bytes_add(&msg, &ch, 1);
             }
-            bytes_add_frame(&want, msg.p + at, n);   /* a count keeps nothing */
+            evt_bytes_add_frame(&want, msg.p + at, n);   /* a count keeps nothing */
             frames += 2;
         } else {
             size_t n = (x >> 2) % 70;
@@ -612,7 +380,7 @@ static void memcache_case(bool keep, unsigned seed)
             for (size_t i = 0; i < n; i++)
                 evt_bytes_add(&msg, &line[i % sizeof line], 1);
             evt_bytes_add(&msg, "\n", 1);
-            bytes_add_frame(&want, msg.p + at, n + (keep ? 1 : 0));
+            evt_bytes_add_frame(&want, msg.p + at, n + (keep ? 1 : 0));
             frames++;
         }
     }
@@ -620,18 +388,18 @@ static void memcache_case(bool keep, unsigned seed)
     for (size_t i = 0; i < ARRAY_LEN(chunks); i++)
         chunks[i] = 1 + (size_t)rand_r(&seed) % (i % 5 == 0 ? 9 : 3000);
 
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = len_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = len_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evc_chat_set_keep_terminator(c, keep);
-    feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
+    evt_pair_feed(&p, msg.p, msg.len, chunks, ARRAY_LEN(chunks));
     assert_true(evt_run_until_count(p.loop, &r.n_found, frames, 5.0));
-    assert_int_equal(r.frames.len, want.len);
-    assert_memory_equal(r.frames.p, want.p, want.len);
+    assert_int_equal(r.framed.len, want.len);
+    assert_memory_equal(r.framed.p, want.p, want.len);
     evt_bytes_free(&want);
     evt_bytes_free(&msg);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void test_count_and_lines_interleaved_in_random_chunks(void **state)
@@ -643,7 +411,7 @@ static void test_count_and_lines_interleaved_in_random_chunks(void **state)
     }
 }
 
-static void crlf_hook(rec *r, const char *frame, size_t len)
+static void crlf_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 2)
@@ -653,19 +421,19 @@ static void crlf_hook(rec *r, const char *frame, size_t len)
 static void test_terminator_changed_to_crlf_inside_found(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = crlf_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = crlf_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     static const char msg[] = "a\nb\nc\nd\r\ne\r\n";
     evt_send_all(p.peer, msg, sizeof msg - 1);
     assert_true(evt_run_until_count(p.loop, &r.n_found, 4, 5.0));
     evt_run_for(p.loop, 0.01);
-    assert_string_equal(r.frames.p, "1:a|1:b|3:c\nd|1:e|");
-    pair_close(&p, &r);
+    assert_string_equal(r.framed.p, "1:a|1:b|3:c\nd|1:e|");
+    evt_pair_close(&p, &r);
 }
 
-static void discard_hook(rec *r, const char *frame, size_t len)
+static void discard_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 3) {
@@ -679,31 +447,31 @@ static void discard_hook(rec *r, const char *frame, size_t len)
 static void test_discard_inside_found_drops_the_rest(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = discard_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = discard_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evt_send_all(p.peer, "1\n2\n3\n4\n5\n6\n", 12);
     assert_true(evt_run_until_count(p.loop, &r.n_found, 3, 5.0));
     evt_run_for(p.loop, 0.05);
-    assert_string_equal(r.frames.p, "1:1|1:2|1:3|");
+    assert_string_equal(r.framed.p, "1:1|1:2|1:3|");
     /* The chat goes on with what comes next. */
     evt_send_all(p.peer, "7\n", 2);
     assert_true(evt_run_until_count(p.loop, &r.n_found, 4, 5.0));
-    assert_string_equal(r.frames.p, "1:1|1:2|1:3|1:7|");
+    assert_string_equal(r.framed.p, "1:1|1:2|1:3|1:7|");
     assert_int_equal(r.results[0], 0);
     assert_int_equal(r.results[1], 0);
     evt_bytes got = {0};
-    drain_exact(&p, &got, 5);
+    evt_pair_drain_exact(&p, &got, 5);
     assert_string_equal(got.p, "kept\n");
     evt_run_for(p.loop, 0.02);
     char extra;
     assert_true(recv(p.peer, &extra, 1, 0) < 0);
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
-static void close_hook(rec *r, const char *frame, size_t len)
+static void close_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 2)
@@ -713,17 +481,17 @@ static void close_hook(rec *r, const char *frame, size_t len)
 static void test_close_inside_found_stops_at_once(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = close_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = close_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evt_send_all(p.peer, "1\n2\n3\n4\n5\n6\n", 12);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
     assert_int_equal(r.n_found, 2);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
-static void close_all_hook(rec *r, const char *frame, size_t len)
+static void close_all_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1) {
@@ -738,20 +506,20 @@ static void close_all_hook(rec *r, const char *frame, size_t len)
 static void test_close_all_inside_found_stops_and_refuses_pushes(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = close_all_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = close_all_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evt_send_all(p.peer, "1\n2\n3\n", 6);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
     assert_int_equal(r.n_found, 1);
     assert_int_equal(r.results[1], 0);
     assert_int_equal(r.results[0], -EPIPE);
     assert_int_equal(r.results[2], -EPIPE);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
-static void max_frame_hook(rec *r, const char *frame, size_t len)
+static void max_frame_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1)
@@ -761,17 +529,17 @@ static void max_frame_hook(rec *r, const char *frame, size_t len)
 static void test_max_frame_lowered_inside_found(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = max_frame_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = max_frame_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     static const char msg[] = "first line, long\nshort\nthis one is too long\nnever\n";
     evt_send_all(p.peer, msg, sizeof msg - 1);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
-    assert_string_equal(r.frames.p, "16:first line, long|5:short|");
+    assert_string_equal(r.framed.p, "16:first line, long|5:short|");
     assert_int_equal(r.n_error, 1);
     assert_int_equal(r.last_err, -EMSGSIZE);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 /* A line over the limit (a set one, or the default 1 MiB) fails its own channel; a
@@ -782,17 +550,17 @@ static void test_oversized_line_fails_only_its_channel(void **state)
     static const size_t limits[] = {1000, 70000, EVC_DEFAULT_MAX_FRAME};
     for (size_t k = 0; k < ARRAY_LEN(limits); k++) {
         bool is_default = limits[k] == EVC_DEFAULT_MAX_FRAME;
-        pair p;
-        pair_open(&p);
-        rec bad = {0};
-        evc_chat *c = rec_open(&bad, &p, &incoming_ops, "\n");
+        evt_pair p;
+        evt_pair_open(&p);
+        evt_recorder bad = {0};
+        evc_chat *c = evt_recorder_open(&bad, &p, EVT_REC_ERROR, "\n");
         if (!is_default)
             evc_chat_set_max_frame(c, limits[k]);
         int fds[2];
         evt_tcp_pair(fds);
-        rec good = {0};
+        evt_recorder good = {0};
         good.loop = p.loop;
-        good.chat = evc_chat_new(p.loop, fds[1], &incoming_ops, &good);
+        evt_recorder_new(&good, p.loop, fds[1], EVT_REC_ERROR);
         assert_non_null(good.chat);
         evc_chat_set_terminator(good.chat, "\n");
 
@@ -801,33 +569,33 @@ static void test_oversized_line_fails_only_its_channel(void **state)
         assert_non_null(line);
         memset(line, 'x', n);
         line[n] = '\n';
-        feed(&p, "ok\n", 3, NULL, 0);
+        evt_pair_feed(&p, "ok\n", 3, NULL, 0);
         evt_bytes want = {0};
-        bytes_add_frame(&want, "ok", 2);
+        evt_bytes_add_frame(&want, "ok", 2);
         if (is_default) {
             /* The longest line the default allows, then one byte longer. */
-            feed(&p, line + 1, n, NULL, 0);
+            evt_pair_feed(&p, line + 1, n, NULL, 0);
             assert_true(evt_run_until_count(p.loop, &bad.n_found, 2, 10.0));
-            bytes_add_frame(&want, line + 1, n - 1);
+            evt_bytes_add_frame(&want, line + 1, n - 1);
         }
-        feeder f;
-        feeder_start(&f, &p, line, n + 1, NULL, 0);
+        evt_feeder f;
+        evt_feeder_flood(&f, p.loop, p.peer, line, n + 1, NULL, 0);
         assert_true(evt_run_until(p.loop, &bad.destroyed, 10.0));
-        ev_io_stop(p.loop, &f.w);
+        evt_feeder_stop(&f);
         assert_int_equal(bad.last_err, -EMSGSIZE);
-        assert_int_equal(bad.frames.len, want.len);
-        assert_memory_equal(bad.frames.p, want.p, want.len);
+        assert_int_equal(bad.framed.len, want.len);
+        assert_memory_equal(bad.framed.p, want.p, want.len);
         evt_bytes_free(&want);
 
         evt_send_all(fds[0], "still here\n", 11);
         assert_true(evt_run_until_count(p.loop, &good.n_found, 1, 5.0));
-        assert_string_equal(good.frames.p, "10:still here|");
+        assert_string_equal(good.framed.p, "10:still here|");
         evc_chat_close(good.chat);
         close(fds[0]);
         free(line);
-        pair_close(&p, &bad);
+        evt_pair_close(&p, &bad);
         assert_true(good.destroyed);
-        evt_bytes_free(&good.frames);
+        evt_recorder_free(&good);
     }
 }
 
@@ -835,7 +603,7 @@ static void test_oversized_line_fails_only_its_channel(void **state)
 /* Pushes from inside callbacks (the push window)                      */
 /* ------------------------------------------------------------------ */
 
-static void triple_echo_hook(rec *r, const char *frame, size_t len)
+static void triple_echo_hook(evt_recorder *r, const char *frame, size_t len)
 {
     size_t before = evc_chat_output_pending(r->chat);
     for (int i = 0; i < 3; i++)
@@ -848,10 +616,10 @@ static void triple_echo_hook(rec *r, const char *frame, size_t len)
 static void test_pending_counts_pushes_inside_callback(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = triple_echo_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = triple_echo_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evc_chat_set_keep_terminator(c, true);
     evt_bytes msg = {0};
     unsigned seed = 5;
@@ -861,7 +629,7 @@ static void test_pending_counts_pushes_inside_callback(void **state)
         lines += msg.p[i] == '\n';
     evt_send_all(p.peer, msg.p, msg.len);
     evt_bytes got = {0};
-    drain_exact(&p, &got, 3 * msg.len);
+    evt_pair_drain_exact(&p, &got, 3 * msg.len);
     assert_int_equal(r.n_found, lines);
     assert_int_equal(r.results[0], 0);
     /* Each line comes back three times, in order. */
@@ -879,7 +647,7 @@ static void test_pending_counts_pushes_inside_callback(void **state)
     assert_int_equal(evc_chat_output_pending(c), 0);
     evt_bytes_free(&got);
     evt_bytes_free(&msg);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void release_count(void *arg)
@@ -887,7 +655,7 @@ static void release_count(void *arg)
     (*(int *)arg)++;
 }
 
-static void flavours_hook(rec *r, const char *frame, size_t len)
+static void flavours_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     evc_chat *c = r->chat;
@@ -905,13 +673,13 @@ static void flavours_hook(rec *r, const char *frame, size_t len)
 static void test_push_flavours_keep_fifo_order_inside_callback(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = flavours_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = flavours_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evt_send_all(p.peer, "go\n", 3);
     evt_bytes got = {0};
-    drain_to_eof(&p, &got);
+    evt_pair_drain_to_eof(&p, &got);
     assert_string_equal(got.p, "abbc42ddddd" "eeeeeeeeee" "eeeeeeeeee");
     for (int i = 0; i < 5; i++)
         assert_int_equal(r.results[i], 0);
@@ -919,10 +687,10 @@ static void test_push_flavours_keep_fifo_order_inside_callback(void **state)
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
     assert_int_equal(r.results[6], 1);   /* the ref's release ran once */
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
-static void sizes_hook(rec *r, const char *frame, size_t len)
+static void sizes_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     static const size_t sizes[] = {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4096};
@@ -938,10 +706,10 @@ static void test_pushes_of_every_size_arrive_intact(void **state)
 {
     (void)state;
     static const size_t sizes[] = {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4096};
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = sizes_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = sizes_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     /* Twice: the first line's pushes start the chunks, the second's land in open windows. */
     evt_send_all(p.peer, "1\n2\n", 4);
     evt_bytes want = {0};
@@ -954,16 +722,16 @@ static void test_pushes_of_every_size_arrive_intact(void **state)
         }
     }
     evt_bytes got = {0};
-    drain_exact(&p, &got, want.len);
+    evt_pair_drain_exact(&p, &got, want.len);
     assert_memory_equal(got.p, want.p, want.len);
     for (size_t i = 0; i < ARRAY_LEN(sizes); i++)
         assert_int_equal(r.results[i], 0);
     evt_bytes_free(&got);
     evt_bytes_free(&want);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
-static void limit_hook(rec *r, const char *frame, size_t len)
+static void limit_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     char buf[3000];
@@ -975,7 +743,7 @@ static void limit_hook(rec *r, const char *frame, size_t len)
 
 /* Short pushes, most of them into the push window: the one that would pass the limit
  * is refused to the byte, and one that exactly fills it is not. */
-static void small_limit_hook(rec *r, const char *frame, size_t len)
+static void small_limit_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     static const char sixteen[] = "0123456789abcdef";
@@ -989,15 +757,15 @@ static void small_limit_hook(rec *r, const char *frame, size_t len)
 static void test_output_limit_counts_window_pushes(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = small_limit_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = small_limit_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evc_chat_set_output_limit(c, 1000);
     assert_int_equal(evc_chat_set_watermarks(c, 0, 0), 0);
     evt_send_all(p.peer, "x\n", 2);
     evt_bytes got = {0};
-    drain_exact(&p, &got, 1000);
+    evt_pair_drain_exact(&p, &got, 1000);
     assert_int_equal(r.results[0], 0);
     assert_int_equal(r.results[1], -ENOBUFS);
     assert_int_equal(r.results[2], 0);
@@ -1008,21 +776,21 @@ static void test_output_limit_counts_window_pushes(void **state)
     char extra;
     assert_true(recv(p.peer, &extra, 1, 0) < 0);
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 static void test_output_limit_refuses_the_crossing_push(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = limit_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = limit_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     evc_chat_set_output_limit(c, 10000);
     assert_int_equal(evc_chat_set_watermarks(c, 0, 0), 0);
     evt_send_all(p.peer, "x\n", 2);
     evt_bytes got = {0};
-    drain_exact(&p, &got, 10000);
+    evt_pair_drain_exact(&p, &got, 10000);
     assert_int_equal(r.results[0], 0);
     assert_int_equal(r.results[1], 0);
     assert_int_equal(r.results[2], 0);
@@ -1032,10 +800,10 @@ static void test_output_limit_refuses_the_crossing_push(void **state)
     char extra;
     assert_true(recv(p.peer, &extra, 1, 0) < 0);   /* nothing more than the 10000 */
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
-static void big_reply_hook(rec *r, const char *frame, size_t len)
+static void big_reply_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     char buf[1000];
@@ -1048,13 +816,13 @@ static void big_reply_hook(rec *r, const char *frame, size_t len)
 static void test_high_water_inside_callbacks_pauses_reading(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
+    evt_pair p;
+    evt_pair_open(&p);
     int small = 32768;   /* small enough to fill, big enough for no zero-window stalls */
     assert_int_equal(setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     assert_int_equal(setsockopt(p.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-    rec r = {.hook = big_reply_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_recorder r = {.on_frame = big_reply_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     assert_int_equal(evc_chat_set_watermarks(c, 8000, 20000), 0);
 
     enum { LINES = 2000 };
@@ -1063,8 +831,8 @@ static void test_high_water_inside_callbacks_pauses_reading(void **state)
         msg[2 * i] = 'q', msg[2 * i + 1] = '\n';
     /* One line per send, so reads are small and the pause shows between them. */
     static const size_t one_line = 2;
-    feeder f;
-    feeder_start(&f, &p, msg, sizeof msg, &one_line, 1);
+    evt_feeder f;
+    evt_feeder_flood(&f, p.loop, p.peer, msg, sizeof msg, &one_line, 1);
     evt_run_for(p.loop, 0.3);
     /* Reading paused well before every line was answered, with the queue bounded:
      * no callback starts above the mark, so it is passed by at most one reply. */
@@ -1073,13 +841,13 @@ static void test_high_water_inside_callbacks_pauses_reading(void **state)
     assert_true(evc_chat_output_pending(c) <= 20000 + 1000);
 
     evt_bytes got = {0};
-    drain_exact(&p, &got, (size_t)LINES * 1000);
+    evt_pair_drain_exact(&p, &got, (size_t)LINES * 1000);
     assert_int_equal(r.n_found, LINES);
     for (int i = 0; i < LINES; i++)
         assert_int_equal(got.p[(size_t)i * 1000 + 999], 'a' + (i + 1) % 26);
-    ev_io_stop(p.loop, &f.w);
+    evt_feeder_stop(&f);
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 /* The peer sends many lines and shuts its side without reading: every line held back
@@ -1088,13 +856,13 @@ static void test_high_water_inside_callbacks_pauses_reading(void **state)
 static void test_lines_held_at_the_mark_are_answered_after_eof(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
+    evt_pair p;
+    evt_pair_open(&p);
     int small = 32768;
     assert_int_equal(setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     assert_int_equal(setsockopt(p.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-    rec r = {.hook = big_reply_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_recorder r = {.on_frame = big_reply_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     assert_int_equal(evc_chat_set_watermarks(c, 8000, 20000), 0);
     enum { LINES = 500 };
     static char msg[2 * LINES];
@@ -1107,20 +875,20 @@ static void test_lines_held_at_the_mark_are_answered_after_eof(void **state)
     evt_run_for(p.loop, 0.05);
 
     evt_bytes got = {0};
-    drain_to_eof(&p, &got);
+    evt_pair_drain_to_eof(&p, &got);
     assert_int_equal(got.len, (size_t)LINES * 1000);
     assert_int_equal(r.n_found, LINES);
     for (int i = 0; i < LINES; i++)
         assert_int_equal(got.p[(size_t)i * 1000], 'a' + (i + 1) % 26);
     assert_true(evt_run_until(p.loop, &r.destroyed, 5.0));
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 /* Pushes crossing the high-water mark inside one callback: the callback's pushes all
  * queue, the chat then reads and delivers nothing more while the peer does not read,
  * and it answers the lines sent meanwhile once the peer drains. */
-static void flood_hook(rec *r, const char *frame, size_t len)
+static void flood_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found > 1) {
@@ -1138,13 +906,13 @@ static void flood_hook(rec *r, const char *frame, size_t len)
 static void test_high_water_crossed_inside_one_callback(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
+    evt_pair p;
+    evt_pair_open(&p);
     int small = 32768;
     assert_int_equal(setsockopt(p.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     assert_int_equal(setsockopt(p.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-    rec r = {.hook = flood_hook};
-    evc_chat *c = rec_open(&r, &p, &incoming_ops, "\n");
+    evt_recorder r = {.on_frame = flood_hook};
+    evc_chat *c = evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
     assert_int_equal(evc_chat_set_watermarks(c, 8000, 20000), 0);
 
     evt_send_all(p.peer, "go\n", 3);
@@ -1158,14 +926,14 @@ static void test_high_water_crossed_inside_one_callback(void **state)
     assert_int_equal(r.n_found, 1);
 
     evt_bytes got = {0};
-    drain_exact(&p, &got, 100 * 4096 + 3 * 3);
+    evt_pair_drain_exact(&p, &got, 100 * 4096 + 3 * 3);
     for (int i = 0; i < 100; i++)
         assert_int_equal(got.p[(size_t)i * 4096 + 4095], 'A' + i % 26);
     assert_memory_equal(got.p + 100 * 4096, "ok\nok\nok\n", 9);
     assert_int_equal(r.n_found, 4);
     assert_int_equal(r.results[1], 0);
     evt_bytes_free(&got);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
 }
 
 /* Pushes from outside the chat's own callbacks (a timer, another chat's callback) are
@@ -1196,7 +964,7 @@ static void timer_push_cb(struct ev_loop *loop, ev_timer *w, int revents)
     t->fired = true;
 }
 
-static void relay_hook(rec *r, const char *frame, size_t len)
+static void relay_hook(evt_recorder *r, const char *frame, size_t len)
 {
     /* A push into this chat first opens its own window; the relay must not land in it. */
     r->results[0] |= evc_chat_push(r->chat, "+", 1);
@@ -1207,17 +975,17 @@ static void relay_hook(rec *r, const char *frame, size_t len)
 static void test_pushes_from_outside_callbacks_are_written(void **state)
 {
     (void)state;
-    pair p;
-    pair_open(&p);
-    rec r = {.hook = relay_hook};
-    rec_open(&r, &p, &incoming_ops, "\n");
+    evt_pair p;
+    evt_pair_open(&p);
+    evt_recorder r = {.on_frame = relay_hook};
+    evt_recorder_open(&r, &p, EVT_REC_ERROR, "\n");
 
     /* A second chat on the same loop, written to only from the first one's callbacks
      * and from a timer. */
     int fds[2];
     evt_tcp_pair(fds);
-    rec other = {.loop = p.loop};
-    other.chat = evc_chat_new(p.loop, fds[1], &incoming_ops, &other);
+    evt_recorder other = {.loop = p.loop};
+    evt_recorder_new(&other, p.loop, fds[1], EVT_REC_ERROR);
     assert_non_null(other.chat);
     r.other = other.chat;
 
@@ -1249,7 +1017,7 @@ static void test_pushes_from_outside_callbacks_are_written(void **state)
     assert_int_equal(got.len, want.len);
     assert_memory_equal(got.p, want.p, want.len);
     evt_bytes reply = {0};
-    drain_exact(&p, &reply, 3);
+    evt_pair_drain_exact(&p, &reply, 3);
     assert_memory_equal(reply.p, "+++", 3);
     assert_int_equal(r.results[0], 0);
     assert_int_equal(r.results[1], 0);
@@ -1259,9 +1027,9 @@ static void test_pushes_from_outside_callbacks_are_written(void **state)
     evt_bytes_free(&got);
     evt_bytes_free(&want);
     evt_bytes_free(&reply);
-    pair_close(&p, &r);
+    evt_pair_close(&p, &r);
     assert_true(other.destroyed);
-    evt_bytes_free(&other.frames);
+    evt_recorder_free(&other);
 }
 
 int main(void)
