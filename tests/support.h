@@ -311,5 +311,10 @@ void evt_pair_feed(evt_pair *p, const char *data, size_t len, const size_t *chun
 void evt_pair_drain_exact(evt_pair *p, evt_bytes *got, size_t n);
 /* Reads from the peer until EOF while running the loop; asserts EOF came. */
 void evt_pair_drain_to_eof(evt_pair *p, evt_bytes *got);
+/* Appends random printable lines ("\n"-terminated) until out holds at least total
+ * bytes, many of them at the lengths where copies and blocks change (16, 32, 64, 128). */
+void evt_random_lines(evt_bytes *out, size_t total, unsigned *seed);
+/* A release callback for evc_chat_push_ref that counts: counter is an int. */
+void evt_count_release(void *counter);
 
 #endif

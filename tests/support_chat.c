@@ -514,3 +514,22 @@ void evt_pair_drain_to_eof(evt_pair *p, evt_bytes *got)
     }
     fail_msg("no EOF from the chat");
 }
+
+void evt_random_lines(evt_bytes *out, size_t total, unsigned *seed)
+{
+    static const size_t edges[] = {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129};
+    while (out->len < total) {
+        unsigned r = (unsigned)rand_r(seed);
+        size_t len = r % 2 ? edges[(r >> 1) % (sizeof edges / sizeof edges[0])] : (r >> 1) % 301;
+        for (size_t i = 0; i < len; i++) {
+            char ch = (char)('!' + (rand_r(seed) % 90));
+            evt_bytes_add(out, &ch, 1);
+        }
+        evt_bytes_add(out, "\n", 1);
+    }
+}
+
+void evt_count_release(void *counter)
+{
+    (*(int *)counter)++;
+}
