@@ -235,6 +235,10 @@ typedef struct evt_recorder evt_recorder;
 /* A test's part of a callback: runs after the recorder has recorded it. */
 typedef void (*evt_frame_hook)(evt_recorder *, const char *frame, size_t len);
 typedef void (*evt_event_hook)(evt_recorder *);
+typedef void (*evt_error_hook)(evt_recorder *, int err);
+/* A custom collector: gets what collect_incoming_data got, and may keep it
+ * (evt_recorder_keep), hand it to the library (evc_chat_collect) or drop it. */
+typedef void (*evt_collect_hook)(evt_recorder *, const char *p, size_t n);
 
 /* A chat whose callbacks record what they see: every frame, each callback counted,
  * the last error, callbacks made after close (late_calls, which evt_recorder_free
@@ -268,7 +272,10 @@ struct evt_recorder {
     bool keep_open;                /* handle_close and handle_error do not close */
     bool echo;                     /* found_terminator pushes the frame and "\n" back */
     evt_frame_hook on_frame;       /* runs in found_terminator, after echo */
+    evt_collect_hook collector;    /* with EVT_REC_COLLECT: replaces evt_recorder_keep;
+                                    * a frame it left empty is evc_chat_incoming's */
     evt_event_hook on_close;       /* runs in handle_close, before it closes */
+    evt_error_hook on_error;       /* runs in handle_error, before it closes */
     evt_event_hook on_drained;     /* runs in handle_drained */
     evt_event_hook on_low_water;   /* runs in handle_low_water */
     evt_event_hook on_too_long;    /* runs in frame_too_long */
@@ -284,6 +291,9 @@ struct evt_recorder {
 const struct evc_chat_ops *evt_recorder_ops(evt_recorder *r, unsigned which);
 /* Makes r->chat over fd with the callbacks `which` (EVT_REC_*); asserts. */
 evc_chat *evt_recorder_new(evt_recorder *r, struct ev_loop *loop, int fd, unsigned which);
+/* Keeps n collected bytes in r->cur and r->all: what collect_incoming_data does
+ * unless r->collector is set. */
+void evt_recorder_keep(evt_recorder *r, const char *p, size_t n);
 /* Frees what r recorded and asserts no callback came after close. */
 void evt_recorder_free(evt_recorder *r);
 /* Asserts r recorded exactly the n frames of want (C strings). */

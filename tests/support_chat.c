@@ -274,28 +274,42 @@ static void found_frame(evt_recorder *r, evc_chat *c, const char *frame, size_t 
     r->in_found = false;
 }
 
+void evt_recorder_keep(evt_recorder *r, const char *p, size_t n)
+{
+    evt_bytes_add(&r->cur, p, n);
+    evt_bytes_add(&r->all, p, n);
+    if (r->want_all && r->all.len >= r->want_all)
+        r->have_all = true;
+}
+
 static void rec_collect(evc_chat *c, const char *p, size_t n, void *data)
 {
     evt_recorder *r = data;
     check_alive(r, c);
     assert_true(n > 0);
     r->n_collect++;
-    evt_bytes_add(&r->cur, p, n);
-    evt_bytes_add(&r->all, p, n);
-    if (r->want_all && r->all.len >= r->want_all)
-        r->have_all = true;
+    if (r->collector)
+        r->collector(r, p, n);
+    else
+        evt_recorder_keep(r, p, n);
     if (r->close_in & EVT_CLOSE_IN_COLLECT)
         evc_chat_close(c);
 }
 
-/* found_terminator after rec_collect: the frame is what was collected.  It is taken
- * out of `cur` first, so a hook that makes more input arrive starts a new frame. */
+/* found_terminator after rec_collect: the frame is what was collected (or, when a
+ * custom collector handed it to the library, evc_chat_incoming).  It is taken out
+ * of `cur` first, so a hook that makes more input arrive starts a new frame. */
 static void rec_found(evc_chat *c, void *data)
 {
     evt_recorder *r = data;
     evt_bytes frame = r->cur;
     memset(&r->cur, 0, sizeof r->cur);
-    found_frame(r, c, frame.p ? frame.p : "", frame.len, NULL);
+    size_t n = 0;
+    const char *in = (r->collector && frame.len == 0) ? evc_chat_incoming(c, &n) : NULL;
+    if (in)
+        found_frame(r, c, in, n, in);
+    else
+        found_frame(r, c, frame.p ? frame.p : "", frame.len, NULL);
     evt_bytes_free(&frame);
 }
 
@@ -328,6 +342,8 @@ static void rec_error(evc_chat *c, int err, void *data)
     check_alive(r, c);
     r->n_error++;
     r->last_err = err;
+    if (r->on_error)
+        r->on_error(r, err);
     if (!r->keep_open || (r->close_in & EVT_CLOSE_IN_ERROR))
         evc_chat_close(c);
 }
