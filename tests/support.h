@@ -279,12 +279,10 @@ struct evt_recorder {
     evt_event_hook on_drained;     /* runs in handle_drained */
     evt_event_hook on_low_water;   /* runs in handle_low_water */
     evt_event_hook on_too_long;    /* runs in frame_too_long */
-    /* Room for what hooks keep. */
-    int hook_arg;
+    /* Room for what hooks keep: push results, output_pending values, a second chat. */
     int results[16];
     size_t pending[4];
     evc_chat *other;
-    void *user;
 };
 
 /* Fills r->ops with the callbacks `which` (EVT_REC_*) and returns it. */

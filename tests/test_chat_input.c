@@ -10,7 +10,6 @@
  * Every chat is a recording chat (tests/support.h) over one end of a TCP
  * pair; the test's end feeds it.  Every test ends with the loop empty.
  */
-
 #include "support.h"
 #include "evchat.h"
 

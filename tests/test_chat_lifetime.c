@@ -8,7 +8,6 @@
  * Every chat is a recording chat (tests/support.h), which counts callbacks
  * made after close; every test ends with the loop empty.
  */
-
 #include "support.h"
 #include "evchat.h"
 

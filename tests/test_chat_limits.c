@@ -3,13 +3,13 @@
  * max_frame fails only its own chat (the kept terminator counts, the limit
  * may be lowered inside found_terminator), the high-water mark pauses reading
  * (also when crossed inside one callback, and lines held back at the mark are
- * still answered after EOF), a reader that never reads keeps memory bounded,
- * and the output limit refuses the push that would cross it.
+ * still answered after EOF, and discarding the output from outside a callback
+ * lets reading resume), a reader that never reads keeps memory bounded, and
+ * the output limit refuses the push that would cross it.
  *
  * Every chat is a recording chat (tests/support.h) over one end of a TCP
  * pair.  Every test ends with the loop empty.
  */
-
 #include "support.h"
 #include "evchat.h"
 

@@ -11,7 +11,6 @@
  * empty.  (Producers at the head of the queue, drained and low-water
  * callbacks and half-close are in tests/test_chat_output.c.)
  */
-
 #include "support.h"
 #include "evchat.h"
 
