@@ -89,7 +89,7 @@ static inline void frame_done(evc_chat *c)
  */
 static void input_failed(evc_chat *c, int err)
 {
-    c->input_discarded = true;
+    c->input = input_ended(c) ? INPUT_ENDED_DISCARDING : INPUT_DISCARDING;
     evc__buf_clear(&c->in);
     frame_done(c);
     if (err == -EMSGSIZE && c->ops->frame_too_long)
@@ -112,15 +112,25 @@ static bool collect_failed(evc_chat *c)
     return false;
 }
 
+/* The found_terminator of a chat that has none: the frame is dropped. */
+static void ignore_frame(evc_chat *c, void *data)
+{
+    (void)c, (void)data;
+}
+
 /* What the line fast path's delivery needs, in the delivery loop's registers. */
 typedef struct in_place {
     evc_chat *c;
-    void (*found)(evc_chat *, void *);
+    void (*found)(evc_chat *, void *);   /* never NULL: ignore_frame stands in */
     void *data;
+    const bool *closed;                  /* the dispatcher's, read by user_may_continue */
 } in_place;
 
 /* The line fast path's delivery (evc__scan_lines): a whole frame in place to
- * the default collector and found_terminator.  Whether delivery may go on. */
+ * the default collector and found_terminator.  Whether delivery may go on.
+ * Only a close has to be checked here: whatever else stops delivery (a pause,
+ * the high-water mark, a new terminator, discard_buffers) ends the batch in
+ * the engine (pause_delivery, the engine's setters and reset). */
 static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size_t consumed)
 {
     const in_place *ip = ctx;
@@ -130,12 +140,8 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
     c->in_next = frame + consumed;
     c->incoming = frame;
     c->incoming_len = n;
-    if (ip->found) {
-        ip->found(c, ip->data);
-        if (!user_may_continue(c))
-            return false;
-    }
-    return !delivery_paused(c);
+    ip->found(c, ip->data);
+    return !*ip->closed;
 }
 
 /*
@@ -151,7 +157,7 @@ static void process_input(evc_chat *c)
 {
     if (!user_may_continue(c))
         return;
-    if (c->input_discarded) {
+    if (input_discarding(c)) {
         evc__buf_clear(&c->in);
         return;
     }
@@ -159,7 +165,7 @@ static void process_input(evc_chat *c)
     void (*const custom)(evc_chat *, const char *, size_t, void *) = c->ops->collect_incoming_data;
     void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
     void *const data = c->data;
-    in_place ip = {c, found, data};
+    in_place ip = {c, found ? found : ignore_frame, data, &evc__dispatcher_head(c->disp)->closed};
     while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
         const char *p = evc__buf_head(&c->in);
         if (!custom && c->frame.len == 0 && evc__scan_lines_apply(engine)) {
@@ -217,8 +223,11 @@ found_it:
         frame_done(c);
     }
     evc__buf_consume_inline(&c->in, 0);
-    c->input_held = (c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
-                    !c->input_discarded;
+    if ((c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
+        !input_discarding(c))
+        set_flag(c, CHAT_INPUT_HELD);
+    else
+        clear_flag(c, CHAT_INPUT_HELD);
     input_drained(c);
 }
 
@@ -230,8 +239,8 @@ found_it:
  */
 static void deliver_held_frames(evc_chat *c)
 {
-    while (c->input_held && !delivery_paused(c) && user_may_continue(c)) {
-        c->input_held = false;
+    while (has_flag(c, CHAT_INPUT_HELD) && !delivery_paused(c) && user_may_continue(c)) {
+        clear_flag(c, CHAT_INPUT_HELD);
         process_input(c);
         evc__chat_flush(c);
     }
@@ -241,20 +250,20 @@ static void deliver_held_frames(evc_chat *c)
  * the dispatcher call handle_write, which delivers them, before the loop sleeps. */
 static void input_became_deliverable(evc_chat *c)
 {
-    if (!user_may_continue(c) || c->input_discarded || delivery_paused(c))
+    if (!user_may_continue(c) || input_discarding(c) || delivery_paused(c))
         return;
     if (c->in.len == 0 && !evc__scanner_ready(&c->scanner))
         return;
-    c->input_held = true;
+    set_flag(c, CHAT_INPUT_HELD);
     if (c->dispatching == 0)
         evc_dispatcher_update(c->disp);
 }
 
 void evc__chat_peer_closed(evc_chat *c)
 {
-    c->eof = true;
-    if (c->input_held) {
-        c->input_held = false;
+    c->input = input_discarding(c) ? INPUT_ENDED_DISCARDING : INPUT_ENDED;
+    if (has_flag(c, CHAT_INPUT_HELD)) {
+        clear_flag(c, CHAT_INPUT_HELD);
         process_input(c);
         if (!user_may_continue(c))
             return;
@@ -287,18 +296,18 @@ static void discard_input(evc_chat *c)
 
 static void read_some(evc_chat *c)
 {
-    if (c->lingering) {
+    if (c->state == CHAT_LINGERING) {
         discard_input(c);
         return;
     }
     /* chat_readable keeps a chat with held frames from being asked to read, but
      * should the event come anyway, frames already read go before new bytes. */
-    if (c->input_held) {
+    if (has_flag(c, CHAT_INPUT_HELD)) {
         deliver_held_frames(c);
-        if (c->input_held || !user_may_continue(c))
+        if (has_flag(c, CHAT_INPUT_HELD) || !user_may_continue(c))
             return;
     }
-    if (c->reading_paused)
+    if (has_flag(c, CHAT_READING_PAUSED))
         return;
     /* An empty input takes a read block from the loop's source here. */
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
@@ -327,9 +336,10 @@ static bool chat_readable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    if (c->lingering)
+    if (c->state == CHAT_LINGERING)
         return true;
-    return !c->eof && !c->throttled && !c->input_held && !c->reading_paused;
+    return !input_ended(c) &&
+           !has_flag(c, CHAT_THROTTLED | CHAT_INPUT_HELD | CHAT_READING_PAUSED);
 }
 
 static bool chat_writable(evc_dispatcher *d, void *data)
@@ -337,13 +347,13 @@ static bool chat_writable(evc_dispatcher *d, void *data)
     evc_chat *c = data;
     if (evc__dispatcher_head(d)->connecting)
         return true;
-    if (c->lingering || c->write_err)
+    if (c->state == CHAT_LINGERING || c->write_err)
         return false;
     /* Held frames that may go on now are delivered from handle_write, which a
      * writable socket calls at once. */
-    if (c->input_held && !delivery_paused(c))
+    if (has_flag(c, CHAT_INPUT_HELD) && !delivery_paused(c))
         return true;
-    return !evc__outq_empty(&c->out) && !c->producer_waiting;
+    return !evc__outq_empty(&c->out) && !has_flag(c, CHAT_PRODUCER_WAITING);
 }
 
 /*
@@ -412,7 +422,7 @@ static void chat_handle_timeout(evc_dispatcher *d, void *data)
     evc_chat *c = data;
     (void)d;
     enter_handler(c);
-    if (c->lingering)
+    if (c->state == CHAT_LINGERING)
         evc__chat_linger_done(c);
     else if (c->ops->handle_timeout)
         c->ops->handle_timeout(c, c->data);
@@ -430,7 +440,7 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
      * callbacks and producers may use the user's data, and on_destroy, the last
      * callback, may free it: so they all run first. */
     evc__outq_clear(&c->out);
-    if (!c->stillborn && c->ops->on_destroy)
+    if (c->state != CHAT_STILLBORN && c->ops->on_destroy)
         c->ops->on_destroy(c, c->data);
     evc__buf_free(&c->in);
     evc__buf_free(&c->frame);
@@ -493,7 +503,7 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
                                       : evc_dispatcher_set_socket(c->disp, fd);
         if (rc < 0) {
             /* The dispatcher frees the chat from the loop; the user hears nothing. */
-            c->stillborn = true;
+            c->state = CHAT_STILLBORN;
             evc_dispatcher_close(c->disp);
             errno = -rc;
             return NULL;
@@ -612,11 +622,11 @@ void evc_chat_discard_buffers(evc_chat *c)
     evc__scanner_reset(&c->scanner);
     frame_done(c);
     evc__outq_clear(&c->out);
-    c->close_queued = c->shutdown_queued = false;
-    c->producer_waiting = false;
-    c->throttled = false;
-    c->input_held = false;
-    c->drain_armed = c->low_water_armed = false;   /* dropped, not written */
+    /* The queued close went with the queue; a chat already lingering stays so. */
+    if (c->state == CHAT_CLOSING || c->state == CHAT_SHUTTING)
+        c->state = CHAT_OPEN;
+    clear_flag(c, CHAT_PRODUCER_WAITING | CHAT_THROTTLED | CHAT_INPUT_HELD);
+    clear_flag(c, CHAT_DRAIN_ARMED | CHAT_LOW_WATER_ARMED);   /* dropped, not written */
     /* Reading may have been paused for the output just dropped, with write
      * interest armed on a full socket: nothing would wake the chat again.
      * Inside its own handlers the dispatcher re-asks on the way out. */
@@ -665,7 +675,7 @@ int evc_chat_collect(evc_chat *c, const char *p, size_t n)
 const char *evc_chat_peek(evc_chat *c, size_t *len)
 {
     const char *head = evc__buf_head(&c->in);
-    *len = c->input_discarded ? 0 : c->in.len;
+    *len = input_discarding(c) ? 0 : c->in.len;
     if (*len && c->in_next) {   /* inside a batch of lines: after the current frame */
         *len -= (size_t)(c->in_next - head);
         head = c->in_next;
@@ -675,20 +685,20 @@ const char *evc_chat_peek(evc_chat *c, size_t *len)
 
 void evc_chat_pause_reading(evc_chat *c)
 {
-    if (!c || c->reading_paused)
+    if (!c || has_flag(c, CHAT_READING_PAUSED))
         return;
-    c->reading_paused = true;
+    pause_delivery(c, CHAT_READING_PAUSED);
     if (c->dispatching == 0 && user_may_continue(c))
         evc_dispatcher_update(c->disp);
 }
 
 void evc_chat_resume_reading(evc_chat *c)
 {
-    if (!c || !c->reading_paused)
+    if (!c || !has_flag(c, CHAT_READING_PAUSED))
         return;
-    c->reading_paused = false;
+    clear_flag(c, CHAT_READING_PAUSED);
     /* Frames already read go first: handle_write delivers them before the
-     * socket is read again (chat_readable is false while input_held). */
+     * socket is read again (chat_readable is false while frames are held). */
     input_became_deliverable(c);
     if (c->dispatching == 0 && user_may_continue(c))
         evc_dispatcher_update(c->disp);
