@@ -1,6 +1,7 @@
 /*
  * The chat layer: asynchat.async_chat on a dispatcher.  This file has the
- * input side and the lifetime; chat_output.c has the push FIFO and the writes.
+ * input side; chat_output.c has the push FIFO and the writes, and
+ * chat_lifetime.c the lifetime and the dispatcher's callbacks.
  *
  * A chat owns a dispatcher (its fd and events), an input buffer, a scanner
  * and an output queue.  Bytes flow one way: read into `in`, the scanner finds
@@ -18,12 +19,7 @@
 #include "chat_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /*
  * How much free space each read asks for; a read takes whatever is free.  A
@@ -34,16 +30,6 @@
  * held back as a terminator prefix without growing the block.
  */
 #define READ_RESERVE (EVC_READ_BLOCK - 4096)
-static const struct evc_dispatcher_ops chat_dispatcher_ops;
-
-void evc__chat_report_error(evc_chat *c, int err)
-{
-    if (c->ops->handle_error)
-        c->ops->handle_error(c, err, c->data);
-    else
-        evc_chat_close(c);
-}
-
 
 /* ------------------------------------------------------------------ */
 /* Input: buffer -> scanner -> collect_incoming_data/found_terminator  */
@@ -237,7 +223,7 @@ found_it:
  * stops again.  Nothing new is read meanwhile, so a peer's requests cannot pile
  * up in the input while their replies pile up in the output.
  */
-static void deliver_held_frames(evc_chat *c)
+void evc__chat_deliver_held(evc_chat *c)
 {
     while (has_flag(c, CHAT_INPUT_HELD) && !delivery_paused(c) && user_may_continue(c)) {
         clear_flag(c, CHAT_INPUT_HELD);
@@ -294,7 +280,7 @@ static void discard_input(evc_chat *c)
     evc__chat_linger_done(c);
 }
 
-static void read_some(evc_chat *c)
+void evc__chat_read(evc_chat *c)
 {
     if (c->state == CHAT_LINGERING) {
         discard_input(c);
@@ -303,7 +289,7 @@ static void read_some(evc_chat *c)
     /* chat_readable keeps a chat with held frames from being asked to read, but
      * should the event come anyway, frames already read go before new bytes. */
     if (has_flag(c, CHAT_INPUT_HELD)) {
-        deliver_held_frames(c);
+        evc__chat_deliver_held(c);
         if (has_flag(c, CHAT_INPUT_HELD) || !user_may_continue(c))
             return;
     }
@@ -329,214 +315,8 @@ static void read_some(evc_chat *c)
 }
 
 /* ------------------------------------------------------------------ */
-/* The dispatcher's view of a chat                                     */
+/* Public API: framing and input                                       */
 /* ------------------------------------------------------------------ */
-
-static bool chat_readable(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    if (c->state == CHAT_LINGERING)
-        return true;
-    return !input_ended(c) &&
-           !has_flag(c, CHAT_THROTTLED | CHAT_INPUT_HELD | CHAT_READING_PAUSED);
-}
-
-static bool chat_writable(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    if (evc__dispatcher_head(d)->connecting)
-        return true;
-    if (c->state == CHAT_LINGERING || c->write_err)
-        return false;
-    /* Held frames that may go on now are delivered from handle_write, which a
-     * writable socket calls at once. */
-    if (has_flag(c, CHAT_INPUT_HELD) && !delivery_paused(c))
-        return true;
-    return !evc__outq_empty(&c->out) && !has_flag(c, CHAT_PRODUCER_WAITING);
-}
-
-/*
- * The end of every event, from the top of the handler: write what was pushed,
- * deliver frames held at the high-water mark if the writes made room, then let
- * the output side act on what happened (a failed write, a drained queue).
- */
-static void finish_event(evc_chat *c)
-{
-    evc__chat_flush(c);
-    deliver_held_frames(c);
-    evc__chat_settle_output(c);
-}
-
-static void chat_handle_read(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    read_some(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_write(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_connect(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    if (c->ops->handle_connect)
-        c->ops->handle_connect(c, c->data);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_close(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    evc__chat_peer_closed(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_error(evc_dispatcher *d, int err, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    evc__chat_report_error(c, err);
-    leave_handler(c);
-}
-
-static void chat_handle_timeout(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    if (c->state == CHAT_LINGERING)
-        evc__chat_linger_done(c);
-    else if (c->ops->handle_timeout)
-        c->ops->handle_timeout(c, c->data);
-    else
-        evc_chat_close(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_on_destroy(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    /* evc_close_all closes the dispatcher with output still queued.  Release
-     * callbacks and producers may use the user's data, and on_destroy, the last
-     * callback, may free it: so they all run first. */
-    evc__outq_clear(&c->out);
-    if (c->state != CHAT_STILLBORN && c->ops->on_destroy)
-        c->ops->on_destroy(c, c->data);
-    evc__buf_free(&c->in);
-    evc__buf_free(&c->frame);
-    evc__scanner_free(&c->scanner);
-    free(c);
-}
-
-static const struct evc_dispatcher_ops chat_dispatcher_ops = {
-    .readable = chat_readable,
-    .writable = chat_writable,
-    .handle_read = chat_handle_read,
-    .handle_write = chat_handle_write,
-    .handle_connect = chat_handle_connect,
-    .handle_close = chat_handle_close,
-    .handle_error = chat_handle_error,
-    .handle_timeout = chat_handle_timeout,
-    .on_destroy = chat_on_destroy,
-};
-
-/* ------------------------------------------------------------------ */
-/* Public API                                                          */
-/* ------------------------------------------------------------------ */
-
-static const struct evc_chat_ops default_ops;
-
-evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *ops, void *data)
-{
-    /* F_GETFL both proves fd open and tells whether the dispatcher need set
-     * O_NONBLOCK (an accept4'd socket already is). */
-    int flags = fd >= 0 ? fcntl(fd, F_GETFL) : 0;
-    if (!loop || fd < -1 || flags < 0) {
-        errno = (fd >= 0 || fd < -1) ? EBADF : EINVAL;
-        return NULL;
-    }
-    evc_chat *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->ops = ops ? ops : &default_ops;
-    c->data = data;
-    c->max_frame = EVC_DEFAULT_MAX_FRAME;
-    c->low_water = EVC_DEFAULT_LOW_WATER;
-    c->high_water = EVC_DEFAULT_HIGH_WATER;
-    c->output_limit = EVC_DEFAULT_OUTPUT_LIMIT;
-    limits_changed(c);
-    evc__scanner_init(&c->scanner);
-    /* The library collects when there is no collect_incoming_data: then the
-     * frame limit caps every frame, not only delimited ones. */
-    evc__scanner_set_limit(&c->scanner, c->max_frame, !c->ops->collect_incoming_data);
-    c->disp = evc_dispatcher_new(loop, &chat_dispatcher_ops, c);
-    if (!c->disp) {
-        int saved = errno;
-        evc__scanner_free(&c->scanner);
-        free(c);
-        errno = saved;
-        return NULL;
-    }
-    evc__buf_init(&c->in, evc__registry_blocks(evc__dispatcher_entry(c->disp)));
-    if (fd >= 0) {
-        int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
-                                      : evc_dispatcher_set_socket(c->disp, fd);
-        if (rc < 0) {
-            /* The dispatcher frees the chat from the loop; the user hears nothing. */
-            c->state = CHAT_STILLBORN;
-            evc_dispatcher_close(c->disp);
-            errno = -rc;
-            return NULL;
-        }
-    }
-    return c;
-}
-
-int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
-{
-    if (!c || !addr)
-        return -EINVAL;
-    if (!user_may_continue(c))
-        return -EPIPE;
-    if (evc_dispatcher_fd(c->disp) < 0) {
-        int rc = evc_dispatcher_create_socket(c->disp, addr->sa_family, SOCK_STREAM);
-        if (rc < 0)
-            return rc;
-    }
-    return evc_dispatcher_connect(c->disp, addr, len);
-}
-
-int evc_chat_connect_addr(evc_chat *c, const char *text)
-{
-    if (!c || !text)
-        return -EINVAL;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int rc = evc_addr_parse(text, &ss, &len);
-    if (rc < 0)
-        return rc;
-    return evc_chat_connect(c, (const struct sockaddr *)&ss, len);
-}
 
 int evc_chat_set_terminator(evc_chat *c, const char *term)
 {
@@ -634,21 +414,6 @@ void evc_chat_discard_buffers(evc_chat *c)
         evc_dispatcher_update(c->disp);
 }
 
-void evc_chat_close(evc_chat *c)
-{
-    if (!c || !user_may_continue(c))
-        return;
-    /* Closed first: release callbacks and producers' on_destroy, run by the
-     * clear, see a closed chat and cannot queue anything more. */
-    evc_dispatcher_close(c->disp);
-    evc__outq_clear(&c->out);
-}
-
-bool evc_chat_closed(const evc_chat *c)
-{
-    return !user_may_continue(c);
-}
-
 const char *evc_chat_incoming(evc_chat *c, size_t *len)
 {
     /* An empty frame is collected as nothing: NULL, never a pointer with length 0. */
@@ -713,28 +478,4 @@ void evc_chat_set_max_frame(evc_chat *c, size_t max)
 {
     c->max_frame = max;
     evc__scanner_set_limit(&c->scanner, max, !c->ops->collect_incoming_data);
-}
-
-void evc_chat_set_timeout(evc_chat *c, double seconds)
-{
-    evc_dispatcher_set_timeout(c->disp, seconds);
-}
-
-int evc_chat_peer_address(const evc_chat *c, struct sockaddr_storage *ss, socklen_t *len)
-{
-    int fd = evc_dispatcher_fd(c->disp);
-    if (fd < 0)
-        return -ENOTCONN;
-    *len = sizeof *ss;
-    return getpeername(fd, (struct sockaddr *)ss, len) < 0 ? -errno : 0;
-}
-
-evc_dispatcher *evc_chat_dispatcher(evc_chat *c)
-{
-    return c->disp;
-}
-
-void *evc_chat_data(const evc_chat *c)
-{
-    return c->data;
 }

@@ -1,8 +1,11 @@
 /*
- * What the two halves of the chat share: the chat's state, the re-check after
- * user code, and the calls one half makes into the other.  chat.c has the
- * input side and the lifetime (read -> scan -> callbacks); chat_output.c has
- * the push FIFO and the writing (push -> queue -> writev).  Never installed.
+ * What the parts of the chat share: the chat's state, the re-check after user
+ * code, and the calls one part makes into another.  chat.c has the input side
+ * (read -> scan -> callbacks); chat_output.c the push FIFO and the writing
+ * (push -> queue -> writev); chat_lifetime.c the lifetime (new, connect,
+ * close) and the dispatcher's callbacks, which route each event to the two
+ * sides.  chat_forward.c and chat_push_framed.c are pushes built on these.
+ * Never installed.
  */
 #ifndef EVC_CHAT_INTERNAL_H
 #define EVC_CHAT_INTERNAL_H
@@ -188,10 +191,21 @@ static inline void output_added(evc_chat *c)
         evc__dispatcher_schedule_write(c->disp);
 }
 
-/* handle_error, or close when it is NULL. */
-void evc__chat_report_error(evc_chat *c, int err);
+/* chat.c, the input side: */
+/* One readable event: read what the kernel has, deliver frames, or (lingering)
+ * read and drop until the peer's EOF. */
+void evc__chat_read(evc_chat *c);
+/* Delivers frames held at the high-water mark or by a pause once delivery may
+ * go on, writing after each batch. */
+void evc__chat_deliver_held(evc_chat *c);
 /* The peer closed: held bytes delivered, then handle_close (or its default). */
 void evc__chat_peer_closed(evc_chat *c);
+
+/* chat_lifetime.c: */
+/* handle_error, or close when it is NULL. */
+void evc__chat_report_error(evc_chat *c, int err);
+
+/* chat_output.c, the output side: */
 /* Writes what the kernel takes now, unless closed, unconnected or connecting.  A
  * failed write is only recorded (write_err); evc__chat_settle_output acts on it. */
 void evc__chat_flush(evc_chat *c);
@@ -202,4 +216,5 @@ void evc__chat_settle_output(evc_chat *c);
 /* The peer closed while the chat lingers after evc_chat_shutdown_when_done, or
  * the linger time is up: close. */
 void evc__chat_linger_done(evc_chat *c);
+
 #endif /* EVC_CHAT_INTERNAL_H */
