@@ -16,9 +16,11 @@
 
 /*
  * The chat's lifetime (evc_chat(3), LIFETIME).  New, connecting and closed are
- * the dispatcher's (its head's fd, `connecting` and `closed`, which stays the
- * one closed of both layers); between them a chat goes one way through these,
- * each allowing less than the one before:
+ * told apart by the dispatcher (its head's fd, `connecting` and `closed`, which
+ * stays the one closed of both layers): a new or connecting chat is CHAT_OPEN
+ * here.  Between them a chat goes one way through these, each allowing less
+ * than the one before (only evc_chat_discard_buffers, dropping the queued
+ * close, goes back from CLOSING or SHUTTING to OPEN):
  */
 typedef enum chat_state {
     CHAT_OPEN = 0,      /* pushes are queued; reading and delivery as `input` says */
