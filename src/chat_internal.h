@@ -59,6 +59,8 @@ enum {
     /* Output events due, run at the top of a handler (evc__chat_settle_output): */
     CHAT_DRAIN_ARMED = 1u << 4,       /* output was queued since handle_drained last ran */
     CHAT_LOW_WATER_ARMED = 1u << 5,   /* the high-water mark was crossed since handle_low_water */
+    /* A failed write (write_err) is recorded whenever a flush meets it, in any
+     * state, and reported once, at the top of a handler: */
     CHAT_WRITE_ERR_SEEN = 1u << 6     /* handle_close/handle_error has heard of write_err */
 };
 
