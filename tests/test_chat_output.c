@@ -504,6 +504,48 @@ static void test_shutdown_when_done_delivers_the_answer(void **state)
     evt_recorder_free(&r.rec);
 }
 
+/* Lingering, the chat takes no more output, even after discard_buffers (which
+ * drops a close that is still queued, but this one was already reached). */
+static void test_lingering_refuses_pushes_after_discard(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = new_loop();
+    int fds[2];
+    evt_tcp_pair(fds);
+    orec r = {.linger = 5.0};
+    evc_chat *c = o_new(&r, loop, fds[1]);
+    set_nonblock(fds[0]);
+
+    evt_send_all(fds[0], S("POST /upload\n"));
+    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
+    /* Read the answer up to our FIN: from then on the chat lingers. */
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    for (int i = 0; i < 500; i++) {
+        n = read(fds[0], buf + got, sizeof buf - 1 - got);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        evt_run_for(loop, 0.01);
+    }
+    assert_int_equal(n, 0);
+    buf[got] = '\0';
+    assert_string_equal(buf, "413 too large\r\n");
+
+    evc_chat_discard_buffers(c);
+    assert_int_equal(evc_chat_push_str(c, "late"), -EPIPE);
+    assert_int_equal(evc_chat_shutdown_when_done(c, 1.0), -EPIPE);
+    shutdown(fds[0], SHUT_WR);
+    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_int_equal(r.n_close + r.n_error, 0);
+    close(fds[0]);
+    finish_loop(loop);
+}
+
 static void keep_sending(struct ev_loop *loop, ev_timer *t, int revents)
 {
     int *fd = t->data;
@@ -748,6 +790,7 @@ int main(void)
         cmocka_unit_test(test_low_water_after_high),
         cmocka_unit_test(test_shutdown_when_done_delivers_the_answer),
         cmocka_unit_test(test_linger_is_a_deadline),
+        cmocka_unit_test(test_lingering_refuses_pushes_after_discard),
         cmocka_unit_test(test_shutdown_when_done_on_a_pipe_closes),
         cmocka_unit_test(test_connect_addr),
         cmocka_unit_test(test_epipe_with_default_sigpipe),
