@@ -509,15 +509,15 @@ static void test_shutdown_when_done_delivers_the_answer(void **state)
 static void test_lingering_refuses_pushes_after_discard(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.linger = 5.0};
     evc_chat *c = o_new(&r, loop, fds[1]);
-    set_nonblock(fds[0]);
+    evt_set_nonblock(fds[0]);
 
     evt_send_all(fds[0], S("POST /upload\n"));
-    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_found, 1, 5.0));
     /* Read the answer up to our FIN: from then on the chat lingers. */
     char buf[64];
     size_t got = 0;
@@ -540,10 +540,11 @@ static void test_lingering_refuses_pushes_after_discard(void **state)
     assert_int_equal(evc_chat_push_str(c, "late"), -EPIPE);
     assert_int_equal(evc_chat_shutdown_when_done(c, 1.0), -EPIPE);
     shutdown(fds[0], SHUT_WR);
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
-    assert_int_equal(r.n_close + r.n_error, 0);
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
+    assert_int_equal(r.rec.n_close + r.rec.n_error, 0);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 static void keep_sending(struct ev_loop *loop, ev_timer *t, int revents)
