@@ -37,6 +37,8 @@ static void print_line(evc_chat *chat, void *data)
     (void)data;
     size_t len;
     const char *line = evc_chat_incoming(chat, &len);
+    if (!line)
+        line = "";              /* an empty line */
     if (len > 0 && line[len - 1] == '\r')
         len--;
     printf("%.*s\n", (int)len, line);
@@ -74,6 +76,8 @@ static void send_line(evc_chat *chat, void *data)
     struct client *client = data;
     size_t len;
     const char *line = evc_chat_incoming(chat, &len);
+    if (!line)
+        line = "";              /* an empty line */
     if (!client->room)
         return;
     evc_chat_push(client->room, line, len);

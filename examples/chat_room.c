@@ -70,6 +70,8 @@ static void handle_line(evc_chat *chat, void *data)
     struct member *me = data;
     size_t len;
     const char *line = evc_chat_incoming(chat, &len);
+    if (!line)
+        line = "";              /* an empty line */
     if (len > 0 && line[len - 1] == '\r')
         len--;   /* telnet and nc -C send "\r\n" */
     if (len == 4 && memcmp(line, "exit", 4) == 0) {

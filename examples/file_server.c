@@ -145,7 +145,8 @@ static void found_name(evc_chat *chat, void *data)
     char name[MAX_NAME + 1];
     if (len > 0 && line[len - 1] == '\r')
         len--;                  /* telnet and nc -C send CRLF */
-    memcpy(name, line, len);
+    if (len > 0)                /* an empty line is NULL */
+        memcpy(name, line, len);
     name[len] = '\0';
     /* One request per connection: what follows is collected and dropped (a
      * flood of it hits the frame limit and closes the connection). */

@@ -20,6 +20,8 @@ static void print_reply(evc_chat *chat, void *data)
     struct client *client = data;
     size_t len;
     const char *line = evc_chat_incoming(chat, &len);
+    if (!line)
+        line = "";              /* an empty reply */
     printf("%.*s\n", (int)len, line);
     client->status = 0;
     evc_chat_close(chat);

@@ -227,14 +227,32 @@ typedef struct evc_chat evc_chat;
 typedef enum evc_terminator_kind {
     EVC_TERM_NONE = 0,   /* everything goes to collect_incoming_data */
     EVC_TERM_BYTES = 1,  /* a byte string ends each frame */
-    EVC_TERM_COUNT = 2   /* a byte count; counts down; 0 behaves like none */
+    EVC_TERM_COUNT = 2,  /* a byte count; counts down; 0 is an empty frame */
+    EVC_TERM_LINE = 3,   /* an end-of-line style (evc_eol) */
+    EVC_TERM_ANY = 4,    /* a set of delimiters; the earliest match ends the frame */
+    EVC_TERM_COUNT_THEN = 5, /* a byte count, then exactly a delimiter */
+    EVC_TERM_PREFIX = 6, /* a binary length header, then that many bytes */
+    EVC_TERM_NETSTRING = 7 /* "<decimal length>:<bytes>," */
 } evc_terminator_kind;
+
+/* End-of-line styles (evc_chat_set_terminator_line). */
+typedef enum evc_eol {
+    EVC_EOL_LF = 0,      /* "\n" */
+    EVC_EOL_CRLF,        /* "\r\n" strictly */
+    EVC_EOL_CRLF_OR_LF,  /* a line ends at "\n"; a "\r" just before it is dropped too */
+    EVC_EOL_NUL          /* "\0" */
+} evc_eol;
 
 typedef struct evc_terminator {
     evc_terminator_kind kind;
     const char *bytes;   /* EVC_TERM_BYTES: the terminator, valid until it changes */
     size_t len;          /* EVC_TERM_BYTES: its length */
-    uint64_t count;      /* EVC_TERM_COUNT: bytes still to come */
+    uint64_t count;      /* EVC_TERM_COUNT, EVC_TERM_COUNT_THEN: bytes still to come */
+    evc_eol eol;         /* EVC_TERM_LINE: the style (bytes/len: its delimiter) */
+    size_t n;            /* EVC_TERM_ANY: how many delimiters */
+    unsigned width;      /* EVC_TERM_PREFIX: header bytes (1, 2, 4 or 8) */
+    bool big_endian;     /* EVC_TERM_PREFIX: header byte order */
+    uint64_t max;        /* EVC_TERM_PREFIX, EVC_TERM_NETSTRING: longest body (0: any) */
 } evc_terminator;
 
 struct evc_chat_ops {
@@ -247,6 +265,10 @@ struct evc_chat_ops {
     void (*handle_error)(evc_chat *, int err, void *data);    /* NULL: close */
     void (*handle_timeout)(evc_chat *, void *data);           /* NULL: close */
     void (*on_destroy)(evc_chat *, void *data);               /* once, after close */
+    /* A frame outgrew max_frame.  Replies queued before it are written; it may push
+     * one more.  Then the rest of the input is discarded and the chat closes once
+     * its output is written.  NULL: handle_error(-EMSGSIZE), the same afterwards. */
+    void (*frame_too_long)(evc_chat *, void *data);
 };
 
 /* Defaults of the limits (see the setters). */
@@ -266,7 +288,8 @@ EVC_EXPORT int evc_chat_connect(evc_chat *, const struct sockaddr *, socklen_t);
 EVC_EXPORT int evc_chat_set_terminator(evc_chat *, const char *term);
 /* Byte-string terminator (copied); len 0 means none.  0, -EINVAL, -ENOMEM. */
 EVC_EXPORT int evc_chat_set_terminator_bytes(evc_chat *, const void *, size_t);
-/* Count terminator: found_terminator after n more bytes; 0 means none.  Returns 0. */
+/* Count terminator: found_terminator after n more bytes; 0 is an empty frame, found
+ * at once (asynchat: none).  Returns 0. */
 EVC_EXPORT int evc_chat_set_terminator_count(evc_chat *, uint64_t n);
 /* No terminator: everything goes to collect_incoming_data. */
 EVC_EXPORT void evc_chat_set_terminator_none(evc_chat *);
@@ -300,14 +323,17 @@ EVC_EXPORT void evc_chat_close(evc_chat *);
 EVC_EXPORT bool evc_chat_closed(const evc_chat *);
 /* A producer that answered EVC_NOT_YET has more: ask it again before the loop sleeps. */
 EVC_EXPORT void evc_chat_resume(evc_chat *);
-/* With the default collector: the frame collected so far (valid until the next
- * callback returns) and its length.  Inside found_terminator it is the whole frame. */
+/* With the default collector (or evc_chat_collect): the frame collected so far (valid
+ * until the next callback returns) and its length.  Inside found_terminator it is the
+ * whole frame.  NULL and *len 0 when the library collected nothing. */
 EVC_EXPORT const char *evc_chat_incoming(evc_chat *, size_t *len);
 /* Whether frames keep their terminator (default false, as asynchat): when true,
  * collect_incoming_data and evc_chat_incoming see each frame's terminator bytes at
  * its end, so a proxy or an echo can pass a frame on with one push. */
 EVC_EXPORT void evc_chat_set_keep_terminator(evc_chat *, bool keep);
-/* Longest string-terminated frame (0: unlimited); past it: handle_error(-EMSGSIZE). */
+/* Longest delimited frame, or frame the library collects (0: unlimited); past it:
+ * frame_too_long (or handle_error(-EMSGSIZE)), then the input is discarded and the
+ * chat closes once its output is written.  A count frame the user streams is never capped. */
 EVC_EXPORT void evc_chat_set_max_frame(evc_chat *, size_t max);
 /* Stop reading (and delivering frames already read) while more than high bytes wait
  * to be sent; go on below low.
@@ -321,6 +347,46 @@ EVC_EXPORT size_t evc_chat_output_pending(const evc_chat *);
 EVC_EXPORT void evc_chat_set_timeout(evc_chat *, double seconds);
 /* The peer's address ("host:port" text via evc_addr_format); 0 or -errno. */
 EVC_EXPORT int evc_chat_peer_address(const evc_chat *, struct sockaddr_storage *, socklen_t *);
+/* -- More framings (evc_chat(3), FRAMINGS).  Each applies to buffered bytes too. -- */
+/* Lines in an end-of-line style.  0 or -EINVAL. */
+EVC_EXPORT int evc_chat_set_terminator_line(evc_chat *, evc_eol eol);
+/* Any of n delimiters (1..16, none empty, copied); the match that ends first wins,
+ * the longest of those ending at the same byte.  0, -EINVAL, -ENOMEM. */
+EVC_EXPORT int evc_chat_set_terminator_any(evc_chat *, const char *const *delims,
+                                           const size_t *lens, size_t n);
+/* Inside found_terminator after evc_chat_set_terminator_any: which delimiter ended
+ * the frame (its index). */
+EVC_EXPORT size_t evc_chat_terminator_matched(const evc_chat *);
+/* n bytes, then exactly delim (len >= 1, copied), as one frame (RESP bulk, HTTP chunk).
+ * Anything else where delim belongs: handle_error(-EPROTO).  0, -EINVAL, -ENOMEM. */
+EVC_EXPORT int evc_chat_set_terminator_count_then(evc_chat *, uint64_t n,
+                                                  const void *delim, size_t len);
+/* Frames after a width-byte (1, 2, 4, 8) length header; a length over max (0: any)
+ * is handle_error(-EPROTO).  Stays set frame after frame.  0 or -EINVAL. */
+EVC_EXPORT int evc_chat_set_terminator_prefix(evc_chat *, unsigned width, bool big_endian,
+                                              uint64_t max);
+/* Netstrings ("5:hello,"); malformed or over max (0: any): handle_error(-EPROTO).
+ * Stays set frame after frame.  Returns 0. */
+EVC_EXPORT int evc_chat_set_terminator_netstring(evc_chat *, uint64_t max);
+/* Queues a width-byte length header and the bytes as one push.  0, -EINVAL (width),
+ * -EMSGSIZE (len does not fit), or as evc_chat_push. */
+EVC_EXPORT int evc_chat_push_prefixed(evc_chat *, unsigned width, bool big_endian,
+                                      const void *, size_t);
+/* Queues the bytes as a netstring, as one push.  0 or as evc_chat_push. */
+EVC_EXPORT int evc_chat_push_netstring(evc_chat *, const void *, size_t);
+/* The input read and not yet delivered, without consuming it (valid until the next
+ * callback returns); NULL and *len 0 when there is none. */
+EVC_EXPORT const char *evc_chat_peek(evc_chat *, size_t *len);
+/* The library's collector, for a custom collect_incoming_data to delegate to (asynchat's
+ * _collect_incoming_data): the bytes are kept for evc_chat_incoming.  0, -ENOMEM, or
+ * -EMSGSIZE past max_frame (then frame_too_long follows). */
+EVC_EXPORT int evc_chat_collect(evc_chat *, const char *, size_t);
+/* Stops delivering frames, buffered ones included, and reading; nothing is lost.
+ * After evc_chat_close_when_done it keeps later pipelined frames from being delivered. */
+EVC_EXPORT void evc_chat_pause_reading(evc_chat *);
+/* Delivers the buffered frames first, then reads again. */
+EVC_EXPORT void evc_chat_resume_reading(evc_chat *);
+
 /* The dispatcher under the chat (for its fd, loop, update). */
 EVC_EXPORT evc_dispatcher *evc_chat_dispatcher(evc_chat *);
 /* The user pointer given to evc_chat_new. */

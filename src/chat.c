@@ -16,7 +16,6 @@
  * terminator and the input rather than trusting what was computed before.
  */
 #include "chat_internal.h"
-#include "lines.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,227 +60,196 @@ static void input_drained(evc_chat *c)
         evc__buf_trim(&c->in);
 }
 
-/* The default collector's slow case: a frame that spans reads is copied. */
-static void collect_copy(evc_chat *c, const char *p, size_t n)
+/* The library's collector: a frame that spans reads (or pieces a custom
+ * collector delegates) is copied.  0, -ENOMEM or -EMSGSIZE. */
+static int collect_copy(evc_chat *c, const char *p, size_t n)
 {
-    if (evc__buf_append(&c->frame, p, n) < 0) {
-        evc__chat_report_error(c, -ENOMEM);
-        return;
-    }
+    if (evc__buf_append(&c->frame, p, n) < 0)
+        return -ENOMEM;
     c->incoming = evc__buf_head(&c->frame);
     c->incoming_len = c->frame.len;
-}
-
-/* Hands n bytes of the current frame to the collector. */
-static inline void collect(evc_chat *c, const char *p, size_t n, bool frame_ends_here)
-{
-    if (c->ops->collect_incoming_data) {
-        c->ops->collect_incoming_data(c, p, n, c->data);
-        return;
-    }
-    /* The default collector: a frame that sits whole in the input buffer is
-     * handed to found_terminator in place; only frames that span reads are copied. */
-    if (frame_ends_here && c->frame.len == 0) {
-        c->incoming = p;
-        c->incoming_len = n;
-        return;
-    }
-    collect_copy(c, p, n);
-}
-
-/* A frame outgrew max_frame: fail the chat.  Always false. */
-static bool frame_too_big(evc_chat *c)
-{
-    evc__chat_report_error(c, -EMSGSIZE);
-    if (user_may_continue(c))
-        evc_chat_close(c);   /* an oversized frame cannot be resynchronised */
-    return false;
-}
-
-/* Enforces the frame limit before a chunk is collected; false if the chat was failed. */
-static inline bool frame_fits(evc_chat *c, size_t n)
-{
-    if (!c->frame_limited || c->max_frame == 0)
-        return true;
-    if (n <= c->max_frame && c->frame_bytes <= c->max_frame - n) {
-        c->frame_bytes += n;
-        return true;
-    }
-    return frame_too_big(c);
+    return 0;
 }
 
 static inline void frame_done(evc_chat *c)
 {
-    c->frame_bytes = 0;
     c->incoming = NULL;
     c->incoming_len = 0;
     if (c->frame.data)      /* only frames that spanned reads were copied */
         evc__buf_free(&c->frame);
 }
 
-/* Whether max_frame applies follows the terminator's kind and the collector.
- * The count of changes tells deliver_lines that a callback changed the framing. */
-static void terminator_changed(evc_chat *c)
-{
-    c->frame_limited = c->scanner.kind == EVC_TERM_BYTES || !c->ops->collect_incoming_data;
-    c->framing_changes++;
-}
-
-/* Bytes of a frame the scanner found that the collector gets: its data, and its
- * terminator too when the chat keeps terminators (for a count terminator the two agree). */
-static inline size_t frame_take(const evc_chat *c, const evc_scan_result *r)
-{
-    return r->found && c->keep_terminator ? r->consumed : r->data_len;
-}
-
-/* deliver_lines applies: a one-byte terminator, the default collector, and no
- * frame begun in an earlier read. */
-static inline bool lines_apply(const evc_chat *c)
-{
-    return c->scanner.kind == EVC_TERM_BYTES && c->scanner.term_len == 1 &&
-           !c->ops->collect_incoming_data && c->frame.len == 0 && c->frame_bytes == 0;
-}
-
 /*
- * The line protocols' fast path: what process_input's general loop does for a
- * one-byte terminator and the default collector, with the per-frame work cut to
- * one memchr and the callback.  Each frame is handed over in place and `in` is
- * updated once, after the last frame, rather than per frame.  It stops at the
- * first change a callback makes (a close, discard_buffers, a new terminator)
- * and leaves what remains to the general loop.  A rest without a terminator is
- * the start of the next frame: it is collected here, so no byte is scanned twice.
- * Each call consumes something or fails the chat; false when the chat closed.
+ * The framing failed: a frame outgrew max_frame (-EMSGSIZE) or broke its
+ * protocol (-EPROTO).  The stream cannot be resynchronised, but the server may
+ * answer: replies queued for earlier frames stay queued, the handler may push
+ * one more and call close_when_done, and the rest of the input is dropped.
+ * Whatever the handler does, the chat closes once its output is written
+ * (unless it closed the chat itself).
  */
-static bool deliver_lines(evc_chat *c)
+static void input_failed(evc_chat *c, int err)
 {
-    const char *start = evc__buf_head(&c->in);
-    const char *p = start, *end = start + c->in.len, *hit = NULL;
-    evc_line_cursor lines;
-    /* Everything a callback could change is behind framing_changes (terminator,
-     * keep_terminator, max_frame, discard_buffers) or closed; ops and data are fixed. */
-    const unsigned framing = c->framing_changes;
-    evc__lines_init(&lines, p, end, (unsigned char)c->scanner.term[0]);
-    const size_t keep = c->keep_terminator;
-    const size_t max = c->max_frame ? c->max_frame : SIZE_MAX;
-    void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
-    void *const data = c->data;
-    const uint64_t generation = c->in_generation;
-    bool oversized = false;
+    c->input_discarded = true;
+    evc__buf_clear(&c->in);
+    frame_done(c);
+    if (err == -EMSGSIZE && c->ops->frame_too_long)
+        c->ops->frame_too_long(c, c->data);
+    else if (c->ops->handle_error)
+        c->ops->handle_error(c, err, c->data);
+    if (user_may_continue(c))
+        evc_chat_close_when_done(c);
+}
 
-    while ((hit = evc__lines_next(&lines)) != NULL) {
-        size_t len = (size_t)(hit - p) + keep;
-        if (len > max) {
-            oversized = true;
-            break;
-        }
-        c->incoming = p;
-        c->incoming_len = len;
-        p = hit + 1;
-        if (found) {
-            found(c, data);
-            if (framing != c->framing_changes || c->closed || delivery_paused(c))
-                break;
-        }
+/* A custom collector's evc_chat_collect failed: report it.  Always false. */
+static bool collect_failed(evc_chat *c)
+{
+    int err = c->collect_error;
+    c->collect_error = 0;
+    if (err == -EMSGSIZE)
+        input_failed(c, err);
+    else
+        evc__chat_report_error(c, err);
+    return false;
+}
+
+/* What the line fast path's delivery needs, in the delivery loop's registers. */
+typedef struct in_place {
+    evc_chat *c;
+    void (*found)(evc_chat *, void *);
+    void *data;
+} in_place;
+
+/* The line fast path's delivery (evc__scan_lines): a whole frame in place to
+ * the default collector and found_terminator.  Whether delivery may go on. */
+static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size_t consumed)
+{
+    const in_place *ip = ctx;
+    evc_chat *c = ip->c;
+    /* Consumed before found_terminator runs (so that evc_chat_peek and
+     * discard_buffers see the rest); an emptied buffer's offset is reset by the
+     * caller.  Written as the new end of the consumed part rather than as two
+     * additions, which the compiler would vectorise into more work. */
+    const char *next = frame + consumed;
+    c->in.len -= consumed;
+    c->in.off = (size_t)(next - c->in.data);
+    c->incoming = frame;
+    c->incoming_len = n;
+    if (ip->found) {
+        ip->found(c, ip->data);
+        if (!user_may_continue(c))
+            return false;
     }
-    c->incoming = NULL;
-    c->incoming_len = 0;
-    if (!user_may_continue(c))
-        return false;
-    if (generation != c->in_generation)
-        return true;     /* discard_buffers emptied `in` under us */
-    c->scanner.examined += (uint64_t)(p - start);
-    evc__buf_consume_inline(&c->in, (size_t)(p - start));
-    if (oversized)
-        return frame_too_big(c);
-    if (hit || p == end)
-        return true;
-
-    /* No terminator in the rest: it is the start of a frame that spans reads. */
-    size_t rest = (size_t)(end - p);
-    c->scanner.examined += rest;
-    if (!frame_fits(c, rest))
-        return false;
-    collect_copy(c, p, rest);
-    if (!user_may_continue(c))
-        return false;
-    evc__buf_consume_inline(&c->in, rest);
-    return true;
+    if (c->frame.data)      /* evc_chat_collect called from found_terminator */
+        evc__buf_free(&c->frame);
+    return !delivery_paused(c);
 }
 
 /*
- * Delivers every complete frame in `in`, and the data of an incomplete one.
- * The terminator is re-read on every pass, so a terminator changed inside a
- * callback applies to the bytes that remain.
+ * The one delivery loop: the engine finds the next piece of a frame in `in`,
+ * the collector gets it, and found_terminator follows when the frame ends.
+ * The piece is consumed before any user code runs, so whatever a callback
+ * does (a new terminator, discard_buffers, a pause) applies to the bytes that
+ * remain, which the engine is simply asked about again.  For a one-byte
+ * delimiter and the default collector the engine hands over a batch of whole
+ * frames in place (evc__scan_lines), one found_terminator each.
  */
 static void process_input(evc_chat *c)
 {
     if (!user_may_continue(c))
         return;
-    /* Every exit from user code below re-checks before going round again. */
-    while (c->in.len > 0 && !delivery_paused(c)) {
-        if (lines_apply(c)) {
-            if (!deliver_lines(c))
-                return;
-            continue;
-        }
+    if (c->input_discarded) {
+        evc__buf_clear(&c->in);
+        return;
+    }
+    evc_scanner *const engine = &c->scanner;
+    void (*const custom)(evc_chat *, const char *, size_t, void *) = c->ops->collect_incoming_data;
+    void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
+    void *const data = c->data;
+    in_place ip = {c, found, data};
+    while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
         const char *p = evc__buf_head(&c->in);
-        uint64_t generation = c->in_generation;
-        evc_scan_result r;
-        evc__scan_inline(&c->scanner, p, c->in.len, &r);
-
-        size_t take = frame_take(c, &r);
-        if (take > 0) {
-            if (!frame_fits(c, take))
-                return;
-            collect(c, p, take, r.found);
-            if (!user_may_continue(c))
-                return;
-        }
-        if (generation != c->in_generation)
-            continue;   /* discard_buffers emptied `in` under us */
-        evc__buf_consume_inline(&c->in, r.consumed);
-        if (r.found) {
-            if (!c->ops->collect_incoming_data && take == 0 && c->frame.len == 0)
-                c->incoming = p, c->incoming_len = 0;   /* an empty frame */
-            if (c->ops->found_terminator)
-                c->ops->found_terminator(c, c->data);
+        if (!custom && c->frame.len == 0 && evc__scan_lines_apply(engine)) {
+            size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, &ip);
             if (!user_may_continue(c))
                 return;
             frame_done(c);
-        } else if (r.consumed == 0) {
-            break;      /* only a possible terminator prefix is left: wait for more */
+            if (passed > 0)
+                continue;
+            /* A rest without a delimiter, or a frame over the limit: below. */
         }
+        const evc_scan_result r = evc__scan_step(engine, p, c->in.len);
+        if (r.error) {
+            input_failed(c, r.error);
+            return;
+        }
+        evc__buf_consume_inline(&c->in, r.consumed);
+        if (r.data_len == 0) {
+            if (r.found)
+                goto found_it;
+            if (r.consumed == 0)
+                break;      /* only held bytes are left: wait for more */
+            continue;       /* a length header went by */
+        }
+        if (custom) {
+            const unsigned epoch = evc__scanner_epoch(engine);
+            custom(c, p + r.start, r.data_len, data);
+            if (!user_may_continue(c))
+                return;
+            if (c->collect_error) {
+                collect_failed(c);
+                return;
+            }
+            if (epoch != evc__scanner_epoch(engine))
+                continue;   /* discard_buffers in the collector: this frame is gone */
+        } else if (r.found && c->frame.len == 0) {
+            c->incoming = p + r.start;      /* whole in `in`: no copy */
+            c->incoming_len = r.data_len;
+        } else if (collect_copy(c, p + r.start, r.data_len) < 0) {
+            evc__chat_report_error(c, -ENOMEM);
+            return;
+        }
+        if (!r.found)
+            continue;
+found_it:
+        if (found) {
+            found(c, data);
+            if (!user_may_continue(c))
+                return;
+        }
+        frame_done(c);
     }
-    c->input_held = c->in.len > 0 && delivery_paused(c);
+    evc__buf_consume_inline(&c->in, 0);
+    c->input_held = (c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
+                    !c->input_discarded;
     input_drained(c);
 }
 
 /*
- * Delivers frames held at the high-water mark once the queue has drained
- * below the low mark, writing after each batch, until they are all delivered
- * or the mark is crossed again.  Nothing new is read meanwhile, so a peer's
- * requests cannot pile up in the input while their replies pile up in the output.
+ * Delivers frames held at the high-water mark (or by a pause) once delivery may
+ * go on, writing after each batch, until they are all delivered or delivery
+ * stops again.  Nothing new is read meanwhile, so a peer's requests cannot pile
+ * up in the input while their replies pile up in the output.
  */
 static void deliver_held_frames(evc_chat *c)
 {
-    while (c->input_held && !c->throttled && user_may_continue(c)) {
+    while (c->input_held && !delivery_paused(c) && user_may_continue(c)) {
         c->input_held = false;
         process_input(c);
         evc__chat_flush(c);
     }
 }
 
-/* The peer closed: deliver what was held back as a possible terminator prefix. */
-static void deliver_held(evc_chat *c)
+/* Frames buffered or due (a count of 0) while no handler of the chat runs: have
+ * the dispatcher call handle_write, which delivers them, before the loop sleeps. */
+static void input_became_deliverable(evc_chat *c)
 {
-    size_t held = evc__scanner_flush_held(&c->scanner);
-    if (held == 0 || held > c->in.len)
+    if (c->closed || c->input_discarded || delivery_paused(c))
         return;
-    if (!frame_fits(c, held))
+    if (c->in.len == 0 && !evc__scanner_ready(&c->scanner))
         return;
-    collect(c, evc__buf_head(&c->in), held, false);
-    if (user_may_continue(c))
-        evc__buf_consume(&c->in, held);
+    c->input_held = true;
+    if (c->dispatching == 0)
+        evc_dispatcher_update(c->disp);
 }
 
 void evc__chat_peer_closed(evc_chat *c)
@@ -293,7 +261,9 @@ void evc__chat_peer_closed(evc_chat *c)
         if (!user_may_continue(c))
             return;
     }
-    deliver_held(c);
+    /* Bytes held back as a possible delimiter are data now. */
+    evc__scanner_end(&c->scanner);
+    process_input(c);
     if (!user_may_continue(c))
         return;
     if (c->ops->handle_close) {
@@ -315,6 +285,8 @@ static void read_some(evc_chat *c)
         if (c->input_held || !user_may_continue(c))
             return;
     }
+    if (c->reading_paused)
+        return;
     int fd = evc__dispatcher_head(c->disp)->fd;
     /* An empty input takes a read block from the loop's source here. */
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
@@ -344,7 +316,7 @@ static bool chat_readable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    return !c->eof && !c->throttled && !c->input_held;
+    return !c->eof && !c->throttled && !c->input_held && !c->reading_paused;
 }
 
 static bool chat_writable(evc_dispatcher *d, void *data)
@@ -354,7 +326,7 @@ static bool chat_writable(evc_dispatcher *d, void *data)
         return true;
     /* Held frames that may go on now are delivered from handle_write, which a
      * writable socket calls at once. */
-    if (c->input_held && !c->throttled)
+    if (c->input_held && !delivery_paused(c))
         return true;
     return !evc__outq_empty(&c->out) && !c->producer_waiting;
 }
@@ -478,7 +450,9 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
     c->output_limit = EVC_DEFAULT_OUTPUT_LIMIT;
     limits_changed(c);
     evc__scanner_init(&c->scanner);
-    terminator_changed(c);
+    /* The library collects when there is no collect_incoming_data: then the
+     * frame limit caps every frame, not only delimited ones. */
+    evc__scanner_set_limit(&c->scanner, c->max_frame, !c->ops->collect_incoming_data);
     c->disp = evc_dispatcher_new(loop, &chat_dispatcher_ops, c);
     if (!c->disp) {
         int saved = errno;
@@ -529,9 +503,7 @@ int evc_chat_set_terminator_bytes(evc_chat *c, const void *bytes, size_t len)
 {
     if (!c || (!bytes && len > 0))
         return -EINVAL;
-    int rc = evc__scanner_set_bytes(&c->scanner, bytes, len);
-    terminator_changed(c);
-    return rc;
+    return evc__scanner_set_bytes(&c->scanner, bytes, len);
 }
 
 int evc_chat_set_terminator_count(evc_chat *c, uint64_t n)
@@ -539,16 +511,55 @@ int evc_chat_set_terminator_count(evc_chat *c, uint64_t n)
     if (!c)
         return -EINVAL;
     evc__scanner_set_count(&c->scanner, n);
-    terminator_changed(c);
+    input_became_deliverable(c);   /* a count of 0 is a frame now */
     return 0;
 }
 
 void evc_chat_set_terminator_none(evc_chat *c)
 {
-    if (c) {
+    if (c)
         evc__scanner_set_none(&c->scanner);
-        terminator_changed(c);
-    }
+}
+
+int evc_chat_set_terminator_line(evc_chat *c, evc_eol eol)
+{
+    if (!c)
+        return -EINVAL;
+    return evc__scanner_set_line(&c->scanner, eol);
+}
+
+int evc_chat_set_terminator_any(evc_chat *c, const char *const *delims, const size_t *lens,
+                                size_t n)
+{
+    if (!c)
+        return -EINVAL;
+    return evc__scanner_set_any(&c->scanner, delims, lens, n);
+}
+
+size_t evc_chat_terminator_matched(const evc_chat *c)
+{
+    return evc__scanner_matched(&c->scanner);
+}
+
+int evc_chat_set_terminator_count_then(evc_chat *c, uint64_t n, const void *delim, size_t len)
+{
+    if (!c)
+        return -EINVAL;
+    return evc__scanner_set_count_then(&c->scanner, n, delim, len);
+}
+
+int evc_chat_set_terminator_prefix(evc_chat *c, unsigned width, bool big_endian, uint64_t max)
+{
+    if (!c)
+        return -EINVAL;
+    return evc__scanner_set_prefix(&c->scanner, width, big_endian, max);
+}
+
+int evc_chat_set_terminator_netstring(evc_chat *c, uint64_t max)
+{
+    if (!c)
+        return -EINVAL;
+    return evc__scanner_set_netstring(&c->scanner, max);
 }
 
 evc_terminator evc_chat_get_terminator(const evc_chat *c)
@@ -562,9 +573,7 @@ void evc_chat_discard_buffers(evc_chat *c)
         return;
     push_window_close(c);
     evc__buf_clear(&c->in);
-    c->in_generation++;
-    c->framing_changes++;   /* and stops deliver_lines */
-    c->scanner.held = 0;
+    evc__scanner_reset(&c->scanner);
     frame_done(c);
     evc__outq_clear(&c->out);
     c->close_queued = false;
@@ -595,24 +604,63 @@ bool evc_chat_closed(const evc_chat *c)
 
 const char *evc_chat_incoming(evc_chat *c, size_t *len)
 {
-    if (c->incoming) {
-        *len = c->incoming_len;
-        return c->incoming;
+    /* An empty frame is collected as nothing: NULL, never a pointer with length 0. */
+    *len = c->incoming_len;
+    return c->incoming_len ? c->incoming : NULL;
+}
+
+int evc_chat_collect(evc_chat *c, const char *p, size_t n)
+{
+    if (!c || (!p && n > 0))
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    if (c->max_frame && (n > c->max_frame || c->frame.len > c->max_frame - n)) {
+        c->collect_error = -EMSGSIZE;
+        return -EMSGSIZE;
     }
-    *len = c->frame.len;
-    return c->frame.len ? evc__buf_head(&c->frame) : "";
+    int rc = collect_copy(c, p, n);
+    if (rc < 0)
+        c->collect_error = rc;
+    return rc;
+}
+
+const char *evc_chat_peek(evc_chat *c, size_t *len)
+{
+    *len = c->input_discarded ? 0 : c->in.len;
+    return *len ? evc__buf_head(&c->in) : NULL;
+}
+
+void evc_chat_pause_reading(evc_chat *c)
+{
+    if (!c || c->reading_paused)
+        return;
+    c->reading_paused = true;
+    if (c->dispatching == 0 && !c->closed)
+        evc_dispatcher_update(c->disp);
+}
+
+void evc_chat_resume_reading(evc_chat *c)
+{
+    if (!c || !c->reading_paused)
+        return;
+    c->reading_paused = false;
+    /* Frames already read go first: handle_write delivers them before the
+     * socket is read again (chat_readable is false while input_held). */
+    input_became_deliverable(c);
+    if (c->dispatching == 0 && !c->closed)
+        evc_dispatcher_update(c->disp);
 }
 
 void evc_chat_set_keep_terminator(evc_chat *c, bool keep)
 {
-    c->keep_terminator = keep;
-    c->framing_changes++;
+    evc__scanner_set_keep(&c->scanner, keep);
 }
 
 void evc_chat_set_max_frame(evc_chat *c, size_t max)
 {
     c->max_frame = max;
-    c->framing_changes++;
+    evc__scanner_set_limit(&c->scanner, max, !c->ops->collect_incoming_data);
 }
 
 void evc_chat_set_timeout(evc_chat *c, double seconds)

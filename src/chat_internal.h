@@ -14,7 +14,7 @@
 struct evc_chat {
     /* What every frame and every push touches comes first, so that it shares
      * a couple of cache lines that the bytes streaming through do not evict. */
-    const char *incoming;   /* default collector: the frame found_terminator sees */
+    const char *incoming;   /* default collector: the frame found_terminator sees (NULL: none) */
     size_t incoming_len;
     /* The push window: room at the end of the tail copy chunk that evc_chat_push
      * fills with nothing else to check, open only inside the chat's own handlers.
@@ -26,21 +26,18 @@ struct evc_chat {
     size_t quiet_limit;     /* queued bytes a push may reach without crossing either limit
                              * below (SIZE_MAX when both are off): evc_chat_push's one check */
     unsigned dispatching;   /* nesting depth of this chat's own event handlers */
-    unsigned framing_changes; /* bumped by a new terminator, keep_terminator, max_frame or
-                               * discard_buffers: deliver_lines stops at once */
     bool closed;            /* evc_chat_close, or the dispatcher closed (evc_close_all) */
-    bool keep_terminator;   /* frames end with their terminator bytes (evc_chat_set_keep_terminator) */
     const struct evc_chat_ops *ops;
     void *data;
 
     evc_dispatcher *disp;
     evc_buf in;             /* bytes read and not yet delivered */
-    uint64_t in_generation; /* bumped by discard_buffers: stale scan results are dropped */
     evc_scanner scanner;
     evc_buf frame;          /* default collector: a frame that spans reads */
-    size_t frame_bytes;     /* bytes collected in the current string-terminated frame */
-    size_t max_frame;
-    bool frame_limited;     /* max_frame applies: a string terminator or the default collector */
+    size_t max_frame;       /* also the engine's limit; evc_chat_collect checks it too */
+    int collect_error;      /* evc_chat_collect failed inside the collector: act on it */
+    bool reading_paused;    /* evc_chat_pause_reading: no frames, no reads */
+    bool input_discarded;   /* after a framing error: input is read and dropped */
 
     size_t low_water, high_water, output_limit;
 
@@ -110,10 +107,10 @@ void evc__chat_peer_closed(evc_chat *c);
 /* Writes what the kernel takes now, unless closed, unconnected or connecting. */
 void evc__chat_flush(evc_chat *c);
 /* Delivery stops at the high-water mark, except at EOF: the peer sends no more,
- * and what it sent before closing is answered. */
+ * and what it sent before closing is answered; and while the user paused reading. */
 static inline bool delivery_paused(const evc_chat *c)
 {
-    return c->throttled && !c->eof;
+    return (c->throttled && !c->eof) || c->reading_paused;
 }
 
 #endif /* EVC_CHAT_INTERNAL_H */

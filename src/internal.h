@@ -102,75 +102,10 @@ void evc__block_source_init(evc_block_source *, size_t block_size);
 void evc__block_source_fini(evc_block_source *);
 
 /* ------------------------------------------------------------------ */
-/* Framing engine (scanner.c): pure; bytes in, frame boundaries out.  */
+/* Framing engine (scanner.c): pure; bytes in, frames out.            */
 /* ------------------------------------------------------------------ */
 
-/*
- * The scanner is fed the undelivered input from its first byte.  It remembers
- * how many leading bytes of that input it has already examined (a possible
- * terminator prefix it held back) and resumes after them, so across any split
- * of the input every byte is examined exactly once (KMP over the terminator).
- */
-/* Terminators up to this long live inside the scanner: setting one allocates nothing. */
-#define EVC_SCANNER_INLINE 8
-
-typedef struct evc_scanner {
-    evc_terminator_kind kind;
-    char *term;          /* owned copy (or term_small), NUL-terminated for convenience */
-    size_t term_len;
-    size_t *fail;        /* KMP failure table (term_len entries, or fail_small), NULL for 1-byte terms */
-    uint64_t count;      /* EVC_TERM_COUNT: bytes still wanted */
-    size_t held;         /* leading input bytes examined and held back as a prefix */
-    uint64_t examined;   /* bytes examined over the scanner's life (tests prove linearity) */
-    char term_small[EVC_SCANNER_INLINE + 1];
-    size_t fail_small[EVC_SCANNER_INLINE];
-} evc_scanner;
-
-/* What one evc__scan call found in the input it was given. */
-typedef struct evc_scan_result {
-    size_t data_len;     /* bytes at the front to hand to collect_incoming_data */
-    size_t consumed;     /* bytes to drop from the input (data plus any terminator) */
-    bool found;          /* then call found_terminator */
-} evc_scan_result;
-
-/* Starts with no terminator. */
-void evc__scanner_init(evc_scanner *);
-/* Frees the terminator copy. */
-void evc__scanner_free(evc_scanner *);
-/* Sets a byte-string terminator (len 0: none); resets held state.  0 or -ENOMEM (unchanged). */
-int evc__scanner_set_bytes(evc_scanner *, const void *, size_t);
-/* Sets a count terminator (0: none); resets held state. */
-void evc__scanner_set_count(evc_scanner *, uint64_t n);
-/* Sets no terminator; resets held state. */
-void evc__scanner_set_none(evc_scanner *);
-/* The terminator as the public struct (bytes point into the scanner). */
-evc_terminator evc__scanner_get(const evc_scanner *);
-/*
- * Scans input (len bytes, the undelivered input from its start) up to and
- * including the first terminator.  The caller delivers data_len bytes, drops
- * consumed bytes, calls found_terminator if found, and calls again while input
- * remains and the last call consumed something or found a terminator.  When not
- * found, the last len - consumed bytes are a held-back prefix, remembered for the
- * next call (which must start with them).  A count terminator counts down here.
- */
-void evc__scan(evc_scanner *, const char *input, size_t len, evc_scan_result *out);
-/* evc__scan with the one-byte terminator (the line protocols' case) inline. */
-static inline void evc__scan_inline(evc_scanner *s, const char *in, size_t len,
-                                    evc_scan_result *out)
-{
-    if (s->kind != EVC_TERM_BYTES || s->term_len != 1 || len == 0) {
-        evc__scan(s, in, len, out);
-        return;
-    }
-    const char *hit = memchr(in, (unsigned char)s->term[0], len);
-    size_t end = hit ? (size_t)(hit - in) + 1 : len;
-    s->examined += end;
-    out->found = hit != NULL;
-    out->data_len = hit ? end - 1 : len;
-    out->consumed = end;
-}
-/* At EOF: forget held-back bytes (the caller delivers them as data).  Returns how many. */
-size_t evc__scanner_flush_held(evc_scanner *);
+#include "scanner.h"
 
 /* ------------------------------------------------------------------ */
 /* Producers (producer.c)                                              */

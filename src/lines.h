@@ -1,6 +1,6 @@
 /*
  * The line cursor: every occurrence of a one-byte terminator in a buffer, in
- * order, for the chat's line fast path (deliver_lines in chat.c).  Part of the
+ * order, for the engine's line fast path (evc__scan_lines in scanner.h).  Part of the
  * framing engine: pure, no I/O.
  *
  * memchr finds one byte and returns; for short lines most of its work is

@@ -1,8 +1,10 @@
 /*
  * libFuzzer target for the framing engine.
  *
- * The first bytes of the input choose a terminator (a byte string, a count or
- * none), options, and split points; the rest is the stream.  The stream is fed
+ * The first bytes of the input choose a terminator (any kind: a byte string, a
+ * count, none, a line style, a delimiter set, count-then-delimiter, a length
+ * prefix or netstrings), options (kept delimiters, switching terminators in
+ * found_terminator), and split points; the rest is the stream.  The stream is fed
  * once whole and once cut at the split points, both through chat.c's caller
  * loop (held bytes kept in front of the next input), and the target aborts if
  * the two event streams differ, if a byte-string stream differs from the
@@ -12,8 +14,12 @@
  * path) must also find exactly the positions memchr finds, in the whole stream
  * and in each piece between the split points.
  *
- * Header layout: kind, flags, then for a byte string a length and its bytes,
- * for a count 8 little-endian bytes; then a split count and 2 bytes per split.
+ * Header layout: kind, flags, then for a byte string, a line style, a set, a
+ * count-then or a prefix a length and its bytes (the set's delimiters are
+ * those bytes cut in up to four pieces; a line style or prefix reads its
+ * options from them), for a count or count-then 8 little-endian bytes; then a
+ * split count and 2 bytes per split.  Framing errors (-EPROTO) are events too:
+ * the pieces before one are the same however the stream is split.
  */
 #include "internal.h"
 #include "lines.h"
@@ -27,6 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FLAG_SMALL_ALPHABET 1u  /* map terminator and stream to "abc": many partial matches */
 #define FLAG_COUNT_FITS 2u      /* a count small enough to be reached in this stream */
 #define FLAG_SWITCH 4u          /* switch between the string and counts in found_terminator */
+#define FLAG_KEEP 8u            /* frames keep their delimiter */
+#define FLAG_NETSTRING 16u      /* kind 7: netstrings rather than a binary prefix */
 #define MAX_TERM 80
 #define MAX_SPLITS 32
 
@@ -66,6 +74,9 @@ typedef struct spec {
     size_t term_len;
     uint64_t count;
     unsigned flags;
+    const char *delims[4];   /* EVC_TERM_ANY: pieces of term */
+    size_t lens[4];
+    size_t n;
 } spec;
 
 typedef struct feeder {
@@ -76,18 +87,44 @@ typedef struct feeder {
     uint8_t *held;      /* the undelivered bytes of the last input */
     size_t held_len;
     uint64_t fed;
+    uint64_t passed;    /* bytes consumed */
+    bool failed;        /* a framing error ended the stream */
 } feeder;
 
 static void apply(evc_scanner *s, const spec *sp)
 {
-    if (sp->kind == EVC_TERM_BYTES) {
-        if (evc__scanner_set_bytes(s, sp->term, sp->term_len) != 0)
-            abort();
-    } else if (sp->kind == EVC_TERM_COUNT) {
+    int rc = 0;
+    evc__scanner_set_keep(s, (sp->flags & FLAG_KEEP) != 0);
+    switch (sp->kind) {
+    case EVC_TERM_BYTES:
+        rc = evc__scanner_set_bytes(s, sp->term, sp->term_len);
+        break;
+    case EVC_TERM_COUNT:
         evc__scanner_set_count(s, sp->count);
-    } else {
+        break;
+    case EVC_TERM_LINE:
+        rc = evc__scanner_set_line(s, (evc_eol)(sp->term[0] % 4));
+        break;
+    case EVC_TERM_ANY:
+        rc = evc__scanner_set_any(s, sp->delims, sp->lens, sp->n);
+        break;
+    case EVC_TERM_COUNT_THEN:
+        rc = evc__scanner_set_count_then(s, sp->count, sp->term, sp->term_len);
+        break;
+    case EVC_TERM_PREFIX:
+        rc = evc__scanner_set_prefix(s, 1u << (sp->term[0] % 4), sp->term[0] & 4,
+                                     sp->term_len > 1 ? sp->term[1] : 0);
+        break;
+    case EVC_TERM_NETSTRING:
+        rc = evc__scanner_set_netstring(s, sp->term_len > 1 ? sp->term[1] : 0);
+        break;
+    case EVC_TERM_NONE:
+    default:
         evc__scanner_set_none(s);
+        break;
     }
+    if (rc != 0)
+        abort();
 }
 
 /* found_terminator: record, and with FLAG_SWITCH change the terminator based on
@@ -99,19 +136,33 @@ static void found(feeder *f)
     add(&f->events, "F", 1);
     if (f->sp->flags & FLAG_SWITCH) {
         if (f->s.kind == EVC_TERM_BYTES)
-            evc__scanner_set_count(&f->s, f->frame.len % 7);   /* 0: none */
-        else
-            apply(&f->s, f->sp);
+            evc__scanner_set_count(&f->s, f->frame.len % 7);   /* 0: an empty frame */
+        else if (!(f->sp->kind == EVC_TERM_COUNT && f->sp->count == 0))
+            apply(&f->s, f->sp);   /* (a count of 0 again and again would never end) */
+    } else if (f->sp->kind == EVC_TERM_COUNT_THEN) {
+        apply(&f->s, f->sp);   /* one frame per setting: re-arm, as RESP does */
     }
     f->frame.len = 0;
+}
+
+/* The line fast path's deliver (evc__scan_lines), as chat.c's. */
+static bool deliver_whole(void *ctx, const char *frame, size_t n, size_t consumed)
+{
+    feeder *f = ctx;
+    if (f->frame.len != 0 || n > consumed)
+        abort();
+    add(&f->frame, frame, n);
+    f->passed += consumed;
+    found(f);
+    return true;
 }
 
 static void feed(feeder *f, const uint8_t *chunk, size_t n)
 {
     size_t len = f->held_len + n;
-    if (len == 0)
+    if (len == 0 && !evc__scanner_ready(&f->s))
         return;
-    uint8_t *in = malloc(len);
+    uint8_t *in = malloc(len ? len : 1);
     if (!in)
         abort();
     if (f->held_len)
@@ -122,20 +173,39 @@ static void feed(feeder *f, const uint8_t *chunk, size_t n)
 
     const uint8_t *p = in;
     size_t left = len;
-    while (left) {
-        evc_scan_result r;
-        evc__scan(&f->s, (const char *)p, left, &r);
-        if (r.data_len > r.consumed || r.consumed > left || (r.found && r.consumed == 0))
+    while (!f->failed && (left || evc__scanner_ready(&f->s))) {
+        if (f->frame.len == 0 && evc__scan_lines_apply(&f->s)) {
+            size_t passed = evc__scan_lines(&f->s, (const char *)p, left, deliver_whole, f);
+            p += passed;
+            left -= passed;
+            if (passed)
+                continue;
+        }
+        bool ready = evc__scanner_ready(&f->s);
+        evc_scan_result r = evc__scan_step(&f->s, (const char *)p, left);
+        if (r.error) {
+            if (r.consumed != 0)
+                abort();
+            if (f->frame.len)
+                add_data(&f->events, f->frame.p, f->frame.len);
+            add(&f->events, "E", 1);
+            f->frame.len = 0;
+            f->failed = true;
+            break;
+        }
+        if (r.start + r.data_len > r.consumed || r.consumed > left ||
+            (r.found && r.consumed == 0 && !ready))
             abort();
-        add(&f->frame, p, r.data_len);
+        add(&f->frame, p + r.start, r.data_len);
         p += r.consumed;
         left -= r.consumed;
+        f->passed += r.consumed;
         if (r.found)
             found(f);
         else if (r.consumed == 0)
             break;
     }
-    if (left != f->s.held)
+    if (!f->failed && left != f->s.held + f->s.clean)
         abort();
     free(f->held);
     f->held = NULL;
@@ -164,13 +234,19 @@ static void run(const spec *sp, const uint8_t *stream, size_t len, const size_t 
         feed(&f, stream + at, next - at);
         at = next;
     }
-    /* Terminators change only inside found_terminator, when nothing is held,
-     * so every byte fed was examined exactly once. */
-    if (f.s.examined != f.fed)
-        abort();
-    if (evc__scanner_flush_held(&f.s) != f.held_len)
-        abort();
-    add(&f.frame, f.held, f.held_len);
+    if (!f.failed) {
+        /* At EOF the held bytes are data. */
+        evc__scanner_end(&f.s);
+        evc_scan_result r = evc__scan_step(&f.s, (const char *)f.held, f.held_len);
+        if (r.found || r.error || r.consumed != f.held_len)
+            abort();
+        add(&f.frame, f.held, r.data_len);
+        f.passed += r.consumed;
+        /* Terminators change only inside found_terminator, when nothing is
+         * held, so every byte passed over was examined exactly once. */
+        if (f.s.examined != f.passed || f.passed != f.fed)
+            abort();
+    }
     if (f.frame.len)
         add_data(&f.events, f.frame.p, f.frame.len);
     *out = f.events;
@@ -253,17 +329,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&sp, 0, sizeof(sp));
     uint8_t kind = *p++;
     sp.flags = *p++;
-    if (kind % 8 == 0) {
-        sp.kind = EVC_TERM_NONE;
-    } else if (kind % 8 == 1) {
-        sp.kind = EVC_TERM_COUNT;
+    static const evc_terminator_kind kinds[8] = {
+        EVC_TERM_NONE, EVC_TERM_COUNT, EVC_TERM_BYTES, EVC_TERM_LINE,
+        EVC_TERM_ANY, EVC_TERM_COUNT_THEN, EVC_TERM_BYTES, EVC_TERM_PREFIX};
+    sp.kind = kinds[kind % 8];
+    if (sp.kind == EVC_TERM_PREFIX && (sp.flags & FLAG_NETSTRING))
+        sp.kind = EVC_TERM_NETSTRING;
+    if (sp.kind == EVC_TERM_COUNT || sp.kind == EVC_TERM_COUNT_THEN) {
         if (end - p < 8)
             return 0;
         for (int i = 7; i >= 0; i--)
             sp.count = sp.count << 8 | p[i];
         p += 8;
-    } else {
-        sp.kind = EVC_TERM_BYTES;
+    }
+    if (sp.kind != EVC_TERM_NONE && sp.kind != EVC_TERM_COUNT) {
+        if (end - p < 1)
+            return 0;
         sp.term_len = 1 + *p++ % MAX_TERM;
         if ((size_t)(end - p) < sp.term_len)
             return 0;
@@ -290,8 +371,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < sp.term_len; i++)
             sp.term[i] = (uint8_t)('a' + sp.term[i] % 3);
     }
-    if (sp.kind == EVC_TERM_COUNT && (sp.flags & FLAG_COUNT_FITS))
+    if ((sp.kind == EVC_TERM_COUNT || sp.kind == EVC_TERM_COUNT_THEN) &&
+        (sp.flags & FLAG_COUNT_FITS))
         sp.count %= len + 2;
+    if (sp.kind == EVC_TERM_ANY) {
+        /* Up to four delimiters: term cut at the positions its first byte names. */
+        size_t at = 0;
+        while (sp.n < 4 && at < sp.term_len) {
+            size_t l = 1 + (sp.term[at] % 5);
+            if (l > sp.term_len - at)
+                l = sp.term_len - at;
+            sp.delims[sp.n] = (const char *)sp.term + at;
+            sp.lens[sp.n++] = l;
+            at += l;
+        }
+    }
 
     size_t cuts[MAX_SPLITS];
     for (size_t i = 0; i < ncuts; i++)
@@ -321,7 +415,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         free(bytewise.p);
     }
-    if (sp.kind == EVC_TERM_BYTES && !(sp.flags & FLAG_SWITCH)) {
+    if (sp.kind == EVC_TERM_BYTES && !(sp.flags & (FLAG_SWITCH | FLAG_KEEP))) {
         bytes ref;
         reference(&sp, stream, len, &ref);
         if (!same(&whole, &ref))

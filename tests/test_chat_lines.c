@@ -100,7 +100,8 @@ static void rec_found_incoming(evc_chat *c, void *data)
 {
     size_t n;
     const char *p = evc_chat_incoming(c, &n);
-    found_frame(data, c, p, n);
+    assert_true((p == NULL) == (n == 0));
+    found_frame(data, c, p ? p : "", n);
 }
 
 static void rec_collect(evc_chat *c, const char *p, size_t n, void *data)

@@ -146,6 +146,7 @@ static void apply_spec(evc_scanner *s, const term_spec *t)
         evc__scanner_set_count(s, t->count);
         break;
     case EVC_TERM_NONE:
+    default:   /* the other kinds are tested in test_framing.c */
         evc__scanner_set_none(s);
         break;
     }
@@ -184,14 +185,17 @@ static void run_feed(run *r, const char *chunk, size_t n)
     const char *p = end - r->pending;
     size_t len = r->pending;
     size_t calls = 0;
-    while (len) {
+    while (len || evc__scanner_ready(&r->s)) {
         evc_scan_result res;
+        bool ready = evc__scanner_ready(&r->s);
         evc__scan(&r->s, p, len, &res);
-        assert_true(res.data_len <= res.consumed);
+        assert_int_equal(res.error, 0);
+        assert_true(res.start + res.data_len <= res.consumed);
         assert_true(res.consumed <= len);
-        /* The loop can never spin: a found terminator always consumes bytes. */
-        assert_true(!res.found || res.consumed > 0);
-        str_add(&r->frame, p, res.data_len);
+        /* The loop can never spin: a found terminator consumes bytes, or was
+         * a count of 0, which is found once. */
+        assert_true(!res.found || res.consumed > 0 || ready);
+        str_add(&r->frame, p + res.start, res.data_len);
         p += res.consumed;
         len -= res.consumed;
         if (res.found) {
@@ -215,10 +219,14 @@ static void run_feed(run *r, const char *chunk, size_t n)
 /* At EOF the held-back bytes are data of the last frame. */
 static void run_eof(run *r)
 {
-    size_t held = evc__scanner_flush_held(&r->s);
-    assert_int_equal(held, r->pending);
+    assert_int_equal(r->s.held, r->pending);
+    evc__scanner_end(&r->s);
+    evc_scan_result res;
+    evc__scan(&r->s, guard_end(r->g) - r->pending, r->pending, &res);
+    assert_false(res.found);
+    assert_int_equal(res.consumed, r->pending);
     assert_int_equal(r->s.held, 0);
-    str_add(&r->frame, guard_end(r->g) - r->pending, r->pending);
+    str_add(&r->frame, guard_end(r->g) - r->pending, res.data_len);
     r->pending = 0;
     emit_data(r);
 }
@@ -466,11 +474,13 @@ static void test_count_six_then_none(void **state)
                S("DATA:hello |FOUND|DATA:world, I'm not dead yet!\n|"));
 }
 
-static void test_count_zero_is_none(void **state)
+/* Unlike asynchat (where 0 means none), a count of 0 is an empty frame, found at
+ * once: a "Content-Length: 0" must not swallow the connection. */
+static void test_count_zero_is_an_empty_frame(void **state)
 {
     (void)state;
     term_spec t = {EVC_TERM_COUNT, NULL, 0, 0};
-    check_case(&t, NULL, S("abc\r\ndef"), S("DATA:abc\r\ndef|"));
+    check_case(&t, NULL, S("abc\r\ndef"), S("FOUND|DATA:abc\r\ndef|"));
 }
 
 static void test_none(void **state)
@@ -668,9 +678,15 @@ static void test_flush_held_at_eof(void **state)
     evc__scan(&s, in + 3, 1, &r);
     assert_int_equal(r.consumed, 0);
     assert_false(r.found);
-    assert_int_equal(evc__scanner_flush_held(&s), 1);
-    assert_int_equal(evc__scanner_flush_held(&s), 0);
-    /* After the flush the scanner starts fresh. */
+    /* At EOF the held byte is data. */
+    evc__scanner_end(&s);
+    evc__scan(&s, in + 3, 1, &r);
+    assert_false(r.found);
+    assert_int_equal(r.data_len, 1);
+    assert_int_equal(r.consumed, 1);
+    assert_int_equal(s.held, 0);
+    /* A new terminator starts fresh. */
+    assert_int_equal(evc__scanner_set_bytes(&s, "\r\n", 2), 0);
     in = guard_put(&g, "\r\n", 2);
     evc__scan(&s, in, 2, &r);
     assert_true(r.found);
@@ -771,7 +787,7 @@ static void test_get_and_set(void **state)
     assert_true(t.count == 42);
 
     /* An empty input decides nothing. */
-    evc_scan_result r = {1, 1, true};
+    evc_scan_result r = {.data_len = 1, .consumed = 1, .found = true};
     evc__scan(&s, "", 0, &r);
     assert_int_equal(r.data_len, 0);
     assert_int_equal(r.consumed, 0);
@@ -849,7 +865,10 @@ static void big_feed(const char *term, size_t tlen, const char *in, size_t len, 
                 break;
         }
     }
-    *data += evc__scanner_flush_held(&s);
+    evc__scanner_end(&s);
+    evc_scan_result r;
+    evc__scan(&s, in + start, len - start, &r);
+    *data += r.data_len;
     *examined = s.examined;
     evc__scanner_free(&s);
 }
@@ -922,7 +941,7 @@ int main(void)
         cmocka_unit_test(test_empty_frames),
         cmocka_unit_test(test_count_one),
         cmocka_unit_test(test_count_six_then_none),
-        cmocka_unit_test(test_count_zero_is_none),
+        cmocka_unit_test(test_count_zero_is_an_empty_frame),
         cmocka_unit_test(test_none),
         cmocka_unit_test(test_count_above_2_32),
         cmocka_unit_test(test_count_reached_stays_zero),

@@ -468,6 +468,8 @@ static void echo_found(evc_chat *c, void *data)
     (void)data;
     size_t len;
     const char *p = evc_chat_incoming(c, &len);
+    if (!p)
+        p = "";
     assert_int_equal(evc_chat_pushf(c, "echo:%.*s\n", (int)len, p), 0);
 }
 
@@ -506,7 +508,8 @@ static void client_found(evc_chat *c, void *data)
     size_t len;
     const char *p = evc_chat_incoming(c, &len);
     assert_true(len < sizeof w->reply);
-    memcpy(w->reply, p, len);
+    if (len)
+        memcpy(w->reply, p, len);
     w->reply_len = len;
     w->replies++;
     evc_chat_close(c);
