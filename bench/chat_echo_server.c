@@ -33,7 +33,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
                           void *data)
 {
     (void)peer, (void)len, (void)data;
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &echo_channel, NULL);
     if (!chat) {
         close(fd);

@@ -121,7 +121,7 @@ static void accept_member(evc_server *server, int fd, const struct sockaddr *pee
     }
     if (evc_addr_format(peer, len, m->name, sizeof m->name) < 0)
         snprintf(m->name, sizeof m->name, "?");
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     m->room = room;
     m->chat = evc_chat_new(loop, fd, &member_ops, m);
     if (!m->chat) {

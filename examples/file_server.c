@@ -166,7 +166,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
                           void *data)
 {
     (void)peer, (void)len;
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &file_channel, data);   /* data: the root fd */
     if (!chat) {
         close(fd);

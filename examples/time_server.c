@@ -48,7 +48,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
 {
     (void)peer, (void)len;
     const double *idle_timeout = data;
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &time_channel, NULL);
     if (!chat) {
         close(fd);

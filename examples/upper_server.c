@@ -52,7 +52,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
                           void *data)
 {
     (void)peer, (void)len, (void)data;
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     /* A new chat's terminator is none already: no framing at all. */
     if (!evc_chat_new(loop, fd, &upper_channel, NULL))
         close(fd);

@@ -167,6 +167,9 @@ struct evc_producer_ops {
 EVC_EXPORT evc_producer *evc_producer_new(const struct evc_producer_ops *ops, void *data);
 /* Frees a producer nobody took (on_destroy runs).  NULL is a no-op. */
 EVC_EXPORT void evc_producer_free(evc_producer *);
+/* The chat the producer was pushed to (so more() may call evc_chat_resume later),
+ * or NULL before it was pushed. */
+EVC_EXPORT struct evc_chat *evc_producer_chat(const evc_producer *);
 /* Pulls up to cap bytes: what more() answers (for tests and producer chains). */
 EVC_EXPORT ssize_t evc_producer_more(evc_producer *, void *buf, size_t cap);
 /* Copies bytes; hands them out buffer_size (0: 512) at a time. */
@@ -265,6 +268,12 @@ struct evc_chat_ops {
     void (*handle_error)(evc_chat *, int err, void *data);    /* NULL: close */
     void (*handle_timeout)(evc_chat *, void *data);           /* NULL: close */
     void (*on_destroy)(evc_chat *, void *data);               /* once, after close */
+    /* Everything queued has been written (the queue became empty); NULL: nothing.
+     * Runs at the end of an event, never inside a push or a flush. */
+    void (*handle_drained)(evc_chat *, void *data);
+    /* The queue, having gone over the high-water mark, fell to the low mark (reading
+     * resumes); NULL: nothing.  Runs like handle_drained. */
+    void (*handle_low_water)(evc_chat *, void *data);
     /* A frame outgrew max_frame.  Replies queued before it are written; it may push
      * one more.  Then the rest of the input is discarded and the chat closes once
      * its output is written.  NULL: handle_error(-EMSGSIZE), the same afterwards. */
@@ -284,6 +293,9 @@ EVC_EXPORT evc_chat *evc_chat_new(struct ev_loop *loop, int fd,
 /* Non-blocking connect for a chat made with fd -1; pushes queue until it completes.
  * 0: handle_connect or handle_error follows; -errno: nothing follows. */
 EVC_EXPORT int evc_chat_connect(evc_chat *, const struct sockaddr *, socklen_t);
+/* evc_chat_connect to an address given as text ("host:port", "[v6]:port", "unix:/path").
+ * 0, or -EINVAL / -ENOENT (bad text, no such host) and the errors of evc_chat_connect. */
+EVC_EXPORT int evc_chat_connect_addr(evc_chat *, const char *addr);
 /* C string terminator; "" means none.  0, -EINVAL (NULL).  Applies to buffered bytes too. */
 EVC_EXPORT int evc_chat_set_terminator(evc_chat *, const char *term);
 /* Byte-string terminator (copied); len 0 means none.  0, -EINVAL, -ENOMEM. */
@@ -315,6 +327,11 @@ EVC_EXPORT int evc_chat_push_incoming(evc_chat *to, evc_chat *from, const void *
 EVC_EXPORT int evc_chat_push_with_producer(evc_chat *, evc_producer *);
 /* Closes once everything queued before this call, producers included, is written. */
 EVC_EXPORT void evc_chat_close_when_done(evc_chat *);
+/* Once everything queued before this call is written: shutdown(SHUT_WR), then read and
+ * discard (no callbacks) until the peer closes or linger_seconds pass, then close, so
+ * the peer gets the whole answer instead of a reset.  Pushes fail from now on.
+ * 0, -EINVAL (linger_seconds not > 0), -EPIPE (closed or closing), -ENOMEM (closed now). */
+EVC_EXPORT int evc_chat_shutdown_when_done(evc_chat *, double linger_seconds);
 /* Drops unread input and unsent output (refs released, producers destroyed). */
 EVC_EXPORT void evc_chat_discard_buffers(evc_chat *);
 /* Closes now, dropping unsent output; idempotent, safe in any callback; on_destroy follows. */
@@ -414,6 +431,8 @@ EVC_EXPORT evc_server *evc_server_new(struct ev_loop *loop, const char *addr, in
 EVC_EXPORT int evc_server_address(const evc_server *, char *buf, size_t cap);
 /* The listening dispatcher. */
 EVC_EXPORT evc_dispatcher *evc_server_dispatcher(evc_server *);
+/* The loop the server listens on (to run it: ev_run(evc_server_loop(s), 0)). */
+EVC_EXPORT struct ev_loop *evc_server_loop(const evc_server *);
 /* Stops listening (a unix socket path is unlinked); idempotent; on_destroy follows. */
 EVC_EXPORT void evc_server_close(evc_server *);
 

@@ -125,13 +125,9 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
 {
     const in_place *ip = ctx;
     evc_chat *c = ip->c;
-    /* Consumed before found_terminator runs (so that evc_chat_peek and
-     * discard_buffers see the rest); an emptied buffer's offset is reset by the
-     * caller.  Written as the new end of the consumed part rather than as two
-     * additions, which the compiler would vectorise into more work. */
-    const char *next = frame + consumed;
-    c->in.len -= consumed;
-    c->in.off = (size_t)(next - c->in.data);
+    /* The batch consumes `in` once, at its end; meanwhile in_next says where
+     * the undelivered rest starts (evc_chat_peek, discard_buffers). */
+    c->in_next = frame + consumed;
     c->incoming = frame;
     c->incoming_len = n;
     if (ip->found) {
@@ -139,8 +135,6 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
         if (!user_may_continue(c))
             return false;
     }
-    if (c->frame.data)      /* evc_chat_collect called from found_terminator */
-        evc__buf_free(&c->frame);
     return !delivery_paused(c);
 }
 
@@ -172,6 +166,10 @@ static void process_input(evc_chat *c)
             size_t passed = evc__scan_lines(engine, p, c->in.len, deliver_in_place, &ip);
             if (!user_may_continue(c))
                 return;
+            if (c->in_next) {   /* NULL: discard_buffers emptied `in` meanwhile */
+                evc__buf_consume_inline(&c->in, (size_t)(c->in_next - p));
+                c->in_next = NULL;
+            }
             frame_done(c);
             if (passed > 0)
                 continue;
@@ -243,7 +241,7 @@ static void deliver_held_frames(evc_chat *c)
  * the dispatcher call handle_write, which delivers them, before the loop sleeps. */
 static void input_became_deliverable(evc_chat *c)
 {
-    if (c->closed || c->input_discarded || delivery_paused(c))
+    if (!user_may_continue(c) || c->input_discarded || delivery_paused(c))
         return;
     if (c->in.len == 0 && !evc__scanner_ready(&c->scanner))
         return;
@@ -276,8 +274,23 @@ void evc__chat_peer_closed(evc_chat *c)
     }
 }
 
+/* Lingering after evc_chat_shutdown_when_done: read and discard until the peer
+ * closes (or fails), delivering nothing. */
+static void discard_input(evc_chat *c)
+{
+    char scratch[16384];
+    ssize_t n = evc__dispatcher_read(c->disp, scratch, sizeof scratch);
+    if (n > 0 || n == -EAGAIN)
+        return;
+    evc__chat_linger_done(c);
+}
+
 static void read_some(evc_chat *c)
 {
+    if (c->lingering) {
+        discard_input(c);
+        return;
+    }
     /* chat_readable keeps a chat with held frames from being asked to read, but
      * should the event come anyway, frames already read go before new bytes. */
     if (c->input_held) {
@@ -287,7 +300,6 @@ static void read_some(evc_chat *c)
     }
     if (c->reading_paused)
         return;
-    int fd = evc__dispatcher_head(c->disp)->fd;
     /* An empty input takes a read block from the loop's source here. */
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
         evc__chat_report_error(c, -ENOMEM);
@@ -295,12 +307,11 @@ static void read_some(evc_chat *c)
     }
     size_t avail;
     char *tail = evc__buf_tail(&c->in, &avail);
-    ssize_t n = evc__io_read(fd, tail, avail);
+    ssize_t n = evc__dispatcher_read(c->disp, tail, avail);
     if (n > 0) {
         evc__buf_commit(&c->in, (size_t)n);
-        evc__dispatcher_touch(c->disp);
         process_input(c);
-    } else if (n == 0 || is_peer_gone((int)n)) {
+    } else if (n == EVC_IO_GONE) {
         evc__chat_peer_closed(c);
     } else if (n != -EAGAIN) {
         evc__chat_report_error(c, (int)n);
@@ -316,6 +327,8 @@ static bool chat_readable(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
+    if (c->lingering)
+        return true;
     return !c->eof && !c->throttled && !c->input_held && !c->reading_paused;
 }
 
@@ -324,6 +337,8 @@ static bool chat_writable(evc_dispatcher *d, void *data)
     evc_chat *c = data;
     if (evc__dispatcher_head(d)->connecting)
         return true;
+    if (c->lingering || c->write_err)
+        return false;
     /* Held frames that may go on now are delivered from handle_write, which a
      * writable socket calls at once. */
     if (c->input_held && !delivery_paused(c))
@@ -331,14 +346,25 @@ static bool chat_writable(evc_dispatcher *d, void *data)
     return !evc__outq_empty(&c->out) && !c->producer_waiting;
 }
 
+/*
+ * The end of every event, from the top of the handler: write what was pushed,
+ * deliver frames held at the high-water mark if the writes made room, then let
+ * the output side act on what happened (a failed write, a drained queue).
+ */
+static void finish_event(evc_chat *c)
+{
+    evc__chat_flush(c);
+    deliver_held_frames(c);
+    evc__chat_settle_output(c);
+}
+
 static void chat_handle_read(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     read_some(c);
-    evc__chat_flush(c);
-    deliver_held_frames(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -346,9 +372,8 @@ static void chat_handle_write(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
-    evc__chat_flush(c);
-    deliver_held_frames(c);
+    enter_handler(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -356,10 +381,10 @@ static void chat_handle_connect(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     if (c->ops->handle_connect)
         c->ops->handle_connect(c, c->data);
-    evc__chat_flush(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -367,9 +392,9 @@ static void chat_handle_close(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     evc__chat_peer_closed(c);
-    evc__chat_flush(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -377,7 +402,7 @@ static void chat_handle_error(evc_dispatcher *d, int err, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
+    enter_handler(c);
     evc__chat_report_error(c, err);
     leave_handler(c);
 }
@@ -386,12 +411,14 @@ static void chat_handle_timeout(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
-    c->dispatching++;
-    if (c->ops->handle_timeout)
+    enter_handler(c);
+    if (c->lingering)
+        evc__chat_linger_done(c);
+    else if (c->ops->handle_timeout)
         c->ops->handle_timeout(c, c->data);
     else
         evc_chat_close(c);
-    evc__chat_flush(c);
+    finish_event(c);
     leave_handler(c);
 }
 
@@ -402,7 +429,6 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
     /* evc_close_all closes the dispatcher with output still queued.  Release
      * callbacks and producers may use the user's data, and on_destroy, the last
      * callback, may free it: so they all run first. */
-    push_window_close(c);
     evc__outq_clear(&c->out);
     if (!c->stillborn && c->ops->on_destroy)
         c->ops->on_destroy(c, c->data);
@@ -461,7 +487,6 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         errno = saved;
         return NULL;
     }
-    evc__dispatcher_mirror_closed(c->disp, &c->closed);
     evc__buf_init(&c->in, evc__registry_blocks(evc__dispatcher_entry(c->disp)));
     if (fd >= 0) {
         int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
@@ -469,7 +494,6 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         if (rc < 0) {
             /* The dispatcher frees the chat from the loop; the user hears nothing. */
             c->stillborn = true;
-            c->closed = true;
             evc_dispatcher_close(c->disp);
             errno = -rc;
             return NULL;
@@ -482,7 +506,7 @@ int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
 {
     if (!c || !addr)
         return -EINVAL;
-    if (c->closed)
+    if (!user_may_continue(c))
         return -EPIPE;
     if (evc_dispatcher_fd(c->disp) < 0) {
         int rc = evc_dispatcher_create_socket(c->disp, addr->sa_family, SOCK_STREAM);
@@ -490,6 +514,18 @@ int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
             return rc;
     }
     return evc_dispatcher_connect(c->disp, addr, len);
+}
+
+int evc_chat_connect_addr(evc_chat *c, const char *text)
+{
+    if (!c || !text)
+        return -EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = evc_addr_parse(text, &ss, &len);
+    if (rc < 0)
+        return rc;
+    return evc_chat_connect(c, (const struct sockaddr *)&ss, len);
 }
 
 int evc_chat_set_terminator(evc_chat *c, const char *term)
@@ -571,15 +607,16 @@ void evc_chat_discard_buffers(evc_chat *c)
 {
     if (!c)
         return;
-    push_window_close(c);
     evc__buf_clear(&c->in);
+    c->in_next = NULL;
     evc__scanner_reset(&c->scanner);
     frame_done(c);
     evc__outq_clear(&c->out);
-    c->close_queued = false;
+    c->close_queued = c->shutdown_queued = false;
     c->producer_waiting = false;
     c->throttled = false;
     c->input_held = false;
+    c->drain_armed = c->low_water_armed = false;   /* dropped, not written */
     /* Reading may have been paused for the output just dropped, with write
      * interest armed on a full socket: nothing would wake the chat again.
      * Inside its own handlers the dispatcher re-asks on the way out. */
@@ -589,12 +626,12 @@ void evc_chat_discard_buffers(evc_chat *c)
 
 void evc_chat_close(evc_chat *c)
 {
-    if (!c || c->closed)
+    if (!c || !user_may_continue(c))
         return;
-    c->closed = true;
-    push_window_close(c);
-    evc__outq_clear(&c->out);
+    /* Closed first: release callbacks and producers' on_destroy, run by the
+     * clear, see a closed chat and cannot queue anything more. */
     evc_dispatcher_close(c->disp);
+    evc__outq_clear(&c->out);
 }
 
 bool evc_chat_closed(const evc_chat *c)
@@ -627,8 +664,13 @@ int evc_chat_collect(evc_chat *c, const char *p, size_t n)
 
 const char *evc_chat_peek(evc_chat *c, size_t *len)
 {
+    const char *head = evc__buf_head(&c->in);
     *len = c->input_discarded ? 0 : c->in.len;
-    return *len ? evc__buf_head(&c->in) : NULL;
+    if (*len && c->in_next) {   /* inside a batch of lines: after the current frame */
+        *len -= (size_t)(c->in_next - head);
+        head = c->in_next;
+    }
+    return *len ? head : NULL;
 }
 
 void evc_chat_pause_reading(evc_chat *c)
@@ -636,7 +678,7 @@ void evc_chat_pause_reading(evc_chat *c)
     if (!c || c->reading_paused)
         return;
     c->reading_paused = true;
-    if (c->dispatching == 0 && !c->closed)
+    if (c->dispatching == 0 && user_may_continue(c))
         evc_dispatcher_update(c->disp);
 }
 
@@ -648,7 +690,7 @@ void evc_chat_resume_reading(evc_chat *c)
     /* Frames already read go first: handle_write delivers them before the
      * socket is read again (chat_readable is false while input_held). */
     input_became_deliverable(c);
-    if (c->dispatching == 0 && !c->closed)
+    if (c->dispatching == 0 && user_may_continue(c))
         evc_dispatcher_update(c->disp);
 }
 

@@ -16,26 +16,24 @@ struct evc_chat {
      * a couple of cache lines that the bytes streaming through do not evict. */
     const char *incoming;   /* default collector: the frame found_terminator sees (NULL: none) */
     size_t incoming_len;
-    /* The push window: room at the end of the tail copy chunk that evc_chat_push
-     * fills with nothing else to check, open only inside the chat's own handlers.
-     * Bytes in [window_start, window) are not yet counted in `out`: push_window_close
-     * counts them, and must run before anything else looks at or changes `out`. */
-    char *window;
-    char *window_end;
+    evc_dispatcher *disp;   /* its head's `closed` is the chat's (user_may_continue) */
+    /* The output queue.  Its reserve (evc__outq_append) is open only inside the
+     * chat's own handlers and only up to quiet_limit (enter_handler), so a push
+     * into it needs nothing else: no limit to check, no write to schedule. */
     evc_outq out;
     size_t quiet_limit;     /* queued bytes a push may reach without crossing either limit
                              * below (SIZE_MAX when both are off): evc_chat_push's one check */
     unsigned dispatching;   /* nesting depth of this chat's own event handlers */
-    bool closed;            /* evc_chat_close, or the dispatcher closed (evc_close_all) */
     const struct evc_chat_ops *ops;
     void *data;
 
-    evc_dispatcher *disp;
     evc_buf in;             /* bytes read and not yet delivered */
     evc_scanner scanner;
     evc_buf frame;          /* default collector: a frame that spans reads */
     size_t max_frame;       /* also the engine's limit; evc_chat_collect checks it too */
     int collect_error;      /* evc_chat_collect failed inside the collector: act on it */
+    const char *in_next;    /* during a batch of whole lines: the first byte of `in` not yet
+                             * delivered (the batch consumes once, at its end); else NULL */
     bool reading_paused;    /* evc_chat_pause_reading: no frames, no reads */
     bool input_discarded;   /* after a framing error: input is read and dropped */
 
@@ -49,7 +47,25 @@ struct evc_chat {
     bool close_queued;      /* close_when_done was called */
     bool eof;               /* the peer closed its side: read no more */
     bool stillborn;         /* constructor failed: no user callbacks, ever */
+
+    /* Output events, acted on at the top of a handler (evc__chat_settle_output),
+     * never from inside a flush. */
+    int write_err;          /* a write failed (EVC_IO_GONE or -errno): output is dead */
+    bool write_err_seen;    /* ...and handle_close/handle_error has heard of it */
+    bool drain_armed;       /* output was queued since handle_drained last ran */
+    bool low_water_armed;   /* the high-water mark was crossed since handle_low_water */
+    bool shutdown_queued;   /* the queued close is evc_chat_shutdown_when_done's */
+    bool lingering;         /* shut down for writing: reading and discarding until EOF */
+    double linger;          /* evc_chat_shutdown_when_done's bound, in seconds */
 };
+
+/* The single re-check after a call into user code: may we keep going?  The
+ * dispatcher's `closed` is the chat's too, so a close the chat did not make
+ * itself (evc_close_all) is seen here as well. */
+static inline bool user_may_continue(const evc_chat *c)
+{
+    return !evc__dispatcher_head(c->disp)->closed;
+}
 
 /* Recomputes quiet_limit after high_water or output_limit changed. */
 static inline void limits_changed(evc_chat *c)
@@ -57,46 +73,33 @@ static inline void limits_changed(evc_chat *c)
     size_t high = c->high_water ? c->high_water : SIZE_MAX;
     size_t out = c->output_limit ? c->output_limit : SIZE_MAX;
     c->quiet_limit = high < out ? high : out;
+    if (c->dispatching)
+        evc__outq_set_append_limit(&c->out, c->quiet_limit);
 }
 
-/* The single re-check after a call into user code: may we keep going?
- * evc_close_all closes the dispatcher without going through evc_chat_close;
- * the dispatcher mirrors its close into `closed` (evc__dispatcher_mirror_closed). */
-static inline bool user_may_continue(const evc_chat *c)
+/* Enters one of the chat's own handlers: the reserve opens, because a write
+ * follows before the handler returns. */
+static inline void enter_handler(evc_chat *c)
 {
-    return !c->closed;
+    if (c->dispatching++ == 0)
+        evc__outq_set_append_limit(&c->out, c->quiet_limit);
 }
 
-static inline bool is_peer_gone(int err)
-{
-    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
-           err == -ECONNABORTED || err == -ETIMEDOUT;
-}
-
-/* Counts the bytes pushed through the window into `out` and closes the window. */
-static inline void push_window_close(evc_chat *c)
-{
-    if (!c->window)
-        return;
-    size_t filled = (size_t)(c->window - (c->out.tail_copy + *c->out.tail_len));
-    *c->out.tail_len += filled;
-    c->out.bytes += filled;
-    c->window = c->window_end = NULL;
-}
-
-/* Leaves one of the chat's own handlers: pushes from elsewhere take the full path. */
+/* Leaves one of the chat's own handlers: pushes from elsewhere take the full
+ * path, which schedules their write. */
 static inline void leave_handler(evc_chat *c)
 {
-    push_window_close(c);
-    c->dispatching--;
+    if (--c->dispatching == 0)
+        evc__outq_set_append_limit(&c->out, 0);
 }
 
 /* Pushes made outside this chat's own handlers are written before the loop sleeps. */
 static inline void output_added(evc_chat *c)
 {
-    if (c->high_water && c->out.bytes > c->high_water)
-        c->throttled = true;
-    if (c->dispatching == 0 && !c->closed)
+    c->drain_armed = true;
+    if (c->high_water && evc__outq_bytes(&c->out) > c->high_water)
+        c->throttled = c->low_water_armed = true;
+    if (c->dispatching == 0 && user_may_continue(c))
         evc__dispatcher_schedule_write(c->disp);
 }
 
@@ -104,8 +107,16 @@ static inline void output_added(evc_chat *c)
 void evc__chat_report_error(evc_chat *c, int err);
 /* The peer closed: held bytes delivered, then handle_close (or its default). */
 void evc__chat_peer_closed(evc_chat *c);
-/* Writes what the kernel takes now, unless closed, unconnected or connecting. */
+/* Writes what the kernel takes now, unless closed, unconnected or connecting.  A
+ * failed write is only recorded (write_err); evc__chat_settle_output acts on it. */
 void evc__chat_flush(evc_chat *c);
+/* The output side's part of the end of every handler, run from its top level:
+ * a failed write reaches handle_close or handle_error, then handle_drained and
+ * handle_low_water run when due, and what they pushed is written. */
+void evc__chat_settle_output(evc_chat *c);
+/* The peer closed while the chat lingers after evc_chat_shutdown_when_done, or
+ * the linger time is up: close. */
+void evc__chat_linger_done(evc_chat *c);
 /* Delivery stops at the high-water mark, except at EOF: the peer sends no more,
  * and what it sent before closing is answered; and while the user paused reading. */
 static inline bool delivery_paused(const evc_chat *c)

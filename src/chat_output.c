@@ -22,41 +22,48 @@
 #define DIRECT_CHUNK (1u << 20)
 
 /*
- * Nothing queued can be written any more.  A queued close_when_done can no
- * longer be reached through the queue, so it is honoured here: otherwise a
- * handle_close that keeps the chat open would leave it open for ever, with
- * every push refused.
+ * Nothing queued can be written any more.  The failure is only recorded here:
+ * this runs inside a flush, which may be inside the delivery of frames, so the
+ * callbacks it leads to (held frames, handle_close, handle_error) wait for the
+ * top of the handler (evc__chat_settle_output).  Output is dead from now on:
+ * the queue is dropped and pushes fail with -EPIPE.
  */
 static void write_failed(evc_chat *c, int err)
 {
+    c->write_err = err;
     evc__outq_clear(&c->out);
-    if (is_peer_gone(err))
-        evc__chat_peer_closed(c);
-    else
-        evc__chat_report_error(c, err);
-    if (user_may_continue(c) && c->close_queued)
+}
+
+/* The queue reached evc_chat_shutdown_when_done's marker: everything before
+ * it was written.  Send our FIN, then read and discard until the peer's (or
+ * the linger time is up), so that unread input cannot turn the close into a
+ * reset that destroys the answer in flight.  A pipe cannot half-close: it closes. */
+static void start_lingering(evc_chat *c)
+{
+    if (evc__dispatcher_shutdown_write(c->disp) < 0) {
         evc_chat_close(c);
+        return;
+    }
+    c->lingering = true;
+    c->input_held = false;   /* frames not delivered yet never will be */
+    c->throttled = false;
+    evc__buf_clear(&c->in);
+    evc__dispatcher_set_deadline(c->disp, c->linger);
 }
 
 /* Writes what the kernel takes; returns false if the chat closed meanwhile. */
 static bool write_queue(evc_chat *c)
 {
-    int fd = evc__dispatcher_head(c->disp)->fd;
-    bool is_socket = evc__dispatcher_head(c->disp)->is_socket;
     for (;;) {
         struct iovec iov[WRITE_IOVS];
         int niov = 0, err = 0;
         size_t nbytes = 0;
         unsigned resumes = c->resumes;
-        push_window_close(c);
         evc_outq_state st = evc__outq_iov(&c->out, iov, WRITE_IOVS, &niov, &nbytes, &err);
-        /* A producer's more() may have pushed (and opened the window on a chunk
-         * that the consume below may free). */
-        push_window_close(c);
         if (!user_may_continue(c))
             return false;   /* a producer's callback closed us */
         if (niov > 0) {
-            ssize_t n = evc__io_writev(fd, is_socket, iov, niov);
+            ssize_t n = evc__dispatcher_writev(c->disp, iov, niov);
             if (n == -EAGAIN)
                 return true;
             if (n < 0) {
@@ -64,7 +71,6 @@ static bool write_queue(evc_chat *c)
                 return false;
             }
             evc__outq_consume(&c->out, (size_t)n);
-            evc__dispatcher_touch(c->disp);
             if ((size_t)n < nbytes)
                 return true;        /* the kernel is full: wait for EV_WRITE */
             continue;
@@ -80,17 +86,21 @@ static bool write_queue(evc_chat *c)
             return true;
         case EVC_OUTQ_CLOSE:
             evc__outq_pop_close(&c->out);
-            evc_chat_close(c);
+            if (c->shutdown_queued)
+                start_lingering(c);
+            else
+                evc_chat_close(c);
             return false;
         case EVC_OUTQ_ERROR:
             evc__chat_report_error(c, err);
             return false;
         case EVC_OUTQ_DIRECT: {
+            int fd = evc__dispatcher_head(c->disp)->fd;
             ssize_t n = evc__outq_send_direct(&c->out, fd, DIRECT_CHUNK);
             if (n == -EAGAIN)
                 return true;
             if (n < 0) {
-                write_failed(c, (int)n);
+                write_failed(c, evc__io_peer_gone((int)n) ? EVC_IO_GONE : (int)n);
                 return false;
             }
             if (n > 0)
@@ -104,101 +114,121 @@ static bool write_queue(evc_chat *c)
 void evc__chat_flush(evc_chat *c)
 {
     const evc_dispatcher_head *h = evc__dispatcher_head(c->disp);
-    push_window_close(c);
-    if (!user_may_continue(c) || h->fd < 0 || h->connecting)
+    if (!user_may_continue(c) || h->fd < 0 || h->connecting || c->write_err || c->lingering)
         return;
     if (!write_queue(c))
         return;
-    if (c->throttled && c->out.bytes <= c->low_water)
+    if (c->throttled && evc__outq_bytes(&c->out) <= c->low_water)
         c->throttled = false;
 }
 
-/* The checks every push makes before queueing len more bytes (window closed). */
+/* A recorded write failure reaches the user: held frames and handle_close when
+ * the peer is gone (a close when handle_close already ran for its EOF),
+ * handle_error otherwise.  A close_when_done queued before can
+ * no longer be reached through the queue, so it is honoured here: otherwise a
+ * handle_close that keeps the chat open would leave it open for ever. */
+static void settle_write_failure(evc_chat *c)
+{
+    c->write_err_seen = true;
+    c->throttled = false;
+    if (c->write_err == EVC_IO_GONE && c->eof) {
+        /* handle_close already heard of the peer's close; now nothing can be
+         * written either, so nothing more can happen on this chat. */
+        evc_chat_close(c);
+        return;
+    }
+    if (c->write_err == EVC_IO_GONE)
+        evc__chat_peer_closed(c);
+    else
+        evc__chat_report_error(c, c->write_err);
+    if (user_may_continue(c) && c->close_queued)
+        evc_chat_close(c);
+}
+
+/* handle_low_water, once the queue fell back to the low mark after crossing the high one. */
+static void run_low_water(evc_chat *c)
+{
+    if (!c->low_water_armed || c->throttled)
+        return;
+    c->low_water_armed = false;
+    if (!c->ops->handle_low_water)
+        return;
+    c->ops->handle_low_water(c, c->data);
+    evc__chat_flush(c);
+}
+
+/* handle_drained, once per queue emptied by writing. */
+static void run_drained(evc_chat *c)
+{
+    if (!c->drain_armed || !evc__outq_empty(&c->out))
+        return;
+    c->drain_armed = false;
+    if (!c->ops->handle_drained)
+        return;
+    c->ops->handle_drained(c, c->data);
+    evc__chat_flush(c);
+    /* What it pushed went out at once: come back for the next part on the
+     * loop's next pass rather than loop here, so one chat cannot starve the rest. */
+    if (user_may_continue(c) && c->drain_armed && evc__outq_empty(&c->out) && !c->write_err)
+        evc__dispatcher_schedule_write(c->disp);
+}
+
+void evc__chat_settle_output(evc_chat *c)
+{
+    /* Lingering, the chat is handed off: no callback but on_destroy. */
+    if (!user_may_continue(c) || c->lingering)
+        return;
+    if (!c->write_err)
+        run_low_water(c);
+    if (user_may_continue(c) && !c->write_err)
+        run_drained(c);
+    /* Last, so that a write the callbacks above made and that failed is acted on too. */
+    if (user_may_continue(c) && c->write_err && !c->write_err_seen)
+        settle_write_failure(c);
+}
+
+void evc__chat_linger_done(evc_chat *c)
+{
+    evc_chat_close(c);
+}
+
+/* The checks every push makes before queueing len more bytes. */
 static inline int push_allowed(const evc_chat *c, size_t len)
 {
-    if (!user_may_continue(c) || c->close_queued)
+    if (!user_may_continue(c) || c->close_queued || c->write_err)
         return -EPIPE;
-    if (c->output_limit && (len > c->output_limit || c->out.bytes > c->output_limit - len))
+    if (c->output_limit && (len > c->output_limit || evc__outq_bytes(&c->out) > c->output_limit - len))
         return -ENOBUFS;
     return 0;
 }
 
-/*
- * Opens the push window after a push from the chat's own handler left a copy
- * chunk at the tail: the room in it, but no more than keeps the queue at or
- * below both limits, so pushes into the window never have to throttle reading,
- * fail or schedule a write.
- */
-static void push_window_open(evc_chat *c)
-{
-    const evc_outq *q = &c->out;
-    if (!c->dispatching || c->closed || !q->tail_copy || q->bytes >= c->quiet_limit)
-        return;
-    size_t room = q->tail_cap - *q->tail_len;
-    size_t allowed = c->quiet_limit - q->bytes;
-    c->window = q->tail_copy + *q->tail_len;
-    c->window_end = c->window + (room < allowed ? room : allowed);
-}
-
-/* evc_chat_push for everything but a push into the open window. */
+/* evc_chat_push for everything the reserve does not take. */
 static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, size_t len)
 {
     if (!c || (!bytes && len > 0))
         return -EINVAL;
-    push_window_close(c);
     int rc = push_allowed(c, len);
     if (rc < 0 || len == 0)
         return rc;
-    if (!evc__outq_append(&c->out, bytes, len)) {
-        rc = evc__outq_push_copy(&c->out, bytes, len);
-        if (rc < 0)
-            return rc;
-    }
+    rc = evc__outq_push_copy(&c->out, bytes, len);
+    if (rc < 0)
+        return rc;
     output_added(c);
-    push_window_open(c);
     return 0;
-}
-
-/* A 16-byte unit for copy_bytes: the compiler moves it with one load and one store. */
-typedef struct { char b[16]; } block16;
-
-/* memcpy, with the short replies of line protocols (16 to 64 bytes) copied
- * inline by overlapping 16-byte moves instead of a call into libc. */
-static inline void copy_bytes(char *dst, const char *src, size_t len)
-{
-    if (len - 16 > 48) {
-        memcpy(dst, src, len);
-        return;
-    }
-    block16 first, last;
-    memcpy(&first, src, 16);
-    memcpy(&last, src + len - 16, 16);
-    if (len > 32) {
-        block16 second, before_last;
-        memcpy(&second, src + 16, 16);
-        memcpy(&before_last, src + len - 32, 16);
-        memcpy(dst + 16, &second, 16);
-        memcpy(dst + len - 32, &before_last, 16);
-    }
-    memcpy(dst, &first, 16);
-    memcpy(dst + len - 16, &last, 16);
 }
 
 int evc_chat_push(evc_chat *c, const void *bytes, size_t len)
 {
     /*
-     * The common case is a reply pushed from the chat's own callback while the
-     * window is open: then it is a copy and nothing else has to happen (no
-     * limit to check, no throttling, no write to schedule; push_window_open
-     * answered all of that for the whole window).  len - 1 makes a push of 0
-     * bytes take the full path, which reports a closed chat.  The closed test
+     * The common case is a reply pushed from the chat's own callback into the
+     * queue's reserve: then it is a copy and nothing else has to happen (no
+     * limit to check, no throttling, no write to schedule: enter_handler cut
+     * the reserve to what needs none of that).  A push of 0 bytes never fits,
+     * so it takes the full path, which reports a closed chat.  The closed test
      * catches evc_close_all, which closes the chat without a call into it.
      */
-    if (c && bytes && len - 1 < (size_t)(c->window_end - c->window) && !c->closed) {
-        copy_bytes(c->window, bytes, len);
-        c->window += len;
+    if (c && bytes && user_may_continue(c) && evc__outq_append(&c->out, bytes, len))
         return 0;
-    }
     return push_slow(c, bytes, len);
 }
 
@@ -238,7 +268,6 @@ int evc_chat_push_ref(evc_chat *c, const void *bytes, size_t len, void (*release
 {
     if (!c || (!bytes && len > 0))
         return -EINVAL;
-    push_window_close(c);
     int rc = push_allowed(c, len);
     if (rc < 0)
         return rc;
@@ -252,32 +281,55 @@ int evc_chat_push_with_producer(evc_chat *c, evc_producer *p)
 {
     if (!c || !p)
         return -EINVAL;
-    push_window_close(c);
     int rc = push_allowed(c, 0);
     if (rc < 0)
         return rc;
     rc = evc__outq_push_producer(&c->out, p);
-    if (rc == 0)
+    if (rc == 0) {
+        p->chat = c;
         output_added(c);
+    }
     return rc;
+}
+
+/* Queues the close marker; 0, or -ENOMEM after closing now (which beats never closing). */
+static int queue_close(evc_chat *c)
+{
+    if (evc__outq_push_close(&c->out) < 0) {
+        evc_chat_close(c);
+        return -ENOMEM;
+    }
+    c->close_queued = true;
+    if (c->write_err) {
+        /* Nothing can be written any more: the marker is never reached. */
+        evc_chat_close(c);
+        return 0;
+    }
+    output_added(c);
+    return 0;
 }
 
 void evc_chat_close_when_done(evc_chat *c)
 {
-    if (!c || c->closed || c->close_queued)
+    if (!c || !user_may_continue(c) || c->close_queued)
         return;
-    push_window_close(c);
-    if (evc__outq_push_close(&c->out) < 0) {
-        evc_chat_close(c);   /* out of memory: closing now beats never closing */
-        return;
-    }
-    c->close_queued = true;
-    output_added(c);
+    queue_close(c);
+}
+
+int evc_chat_shutdown_when_done(evc_chat *c, double linger_seconds)
+{
+    if (!c || !(linger_seconds > 0))
+        return -EINVAL;
+    if (!user_may_continue(c) || c->close_queued)
+        return -EPIPE;
+    c->shutdown_queued = true;
+    c->linger = linger_seconds;
+    return queue_close(c);
 }
 
 void evc_chat_resume(evc_chat *c)
 {
-    if (!c || c->closed)
+    if (!c || !user_may_continue(c))
         return;
     c->resumes++;
     if (!c->producer_waiting)
@@ -291,11 +343,12 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
 {
     if (high && low > high)
         return -EINVAL;
-    push_window_close(c);
     c->low_water = low;
     c->high_water = high;
     limits_changed(c);
-    c->throttled = high && c->out.bytes > high;
+    c->throttled = high && evc__outq_bytes(&c->out) > high;
+    if (c->throttled)
+        c->low_water_armed = true;
     /* Frames held at the old mark are delivered before the loop sleeps. */
     if (c->input_held && !c->throttled && c->dispatching == 0)
         evc__dispatcher_schedule_write(c->disp);
@@ -305,13 +358,11 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
 
 void evc_chat_set_output_limit(evc_chat *c, size_t max)
 {
-    push_window_close(c);
     c->output_limit = max;
     limits_changed(c);
 }
 
 size_t evc_chat_output_pending(const evc_chat *c)
 {
-    size_t in_window = c->window ? (size_t)(c->window - (c->out.tail_copy + *c->out.tail_len)) : 0;
-    return c->out.bytes + in_window;
+    return evc__outq_bytes(&c->out);
 }

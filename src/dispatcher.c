@@ -429,8 +429,6 @@ void evc_dispatcher_close(evc_dispatcher *d)
     if (!d || d->h.closed)
         return;
     d->h.closed = true;
-    if (d->h.closed_mirror)
-        *d->h.closed_mirror = true;
     d->h.connecting = false;
     if (d->io_events)
         ev_io_stop(d->loop, &d->io);
@@ -467,6 +465,7 @@ void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)
     if (d->h.closed)
         return;
     ev_timer_stop(d->loop, &d->timer);
+    d->deadline = false;
     d->timeout = idle_seconds > 0 ? idle_seconds : 0;
     if (d->timeout > 0) {
         d->last_activity = ev_now(d->loop);
@@ -494,11 +493,17 @@ struct ev_loop *evc_dispatcher_loop(const evc_dispatcher *d)
 /* Hooks for the chat and server layers                                */
 /* ------------------------------------------------------------------ */
 
-void evc__dispatcher_mirror_closed(evc_dispatcher *d, bool *flag)
+int evc__dispatcher_shutdown_write(evc_dispatcher *d)
 {
-    d->h.closed_mirror = flag;
-    if (flag && d->h.closed)
-        *flag = true;
+    if (d->h.closed || d->h.fd < 0)
+        return -EBADF;
+    return shutdown(d->h.fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+void evc__dispatcher_set_deadline(evc_dispatcher *d, double seconds)
+{
+    evc_dispatcher_set_timeout(d, seconds);
+    d->deadline = d->timeout > 0;
 }
 
 void evc__dispatcher_schedule_write(evc_dispatcher *d)
@@ -519,7 +524,8 @@ bool evc__dispatcher_connecting(const evc_dispatcher *d)
 
 void evc__dispatcher_touch(evc_dispatcher *d)
 {
-    d->last_activity = ev_now(d->loop);
+    if (!d->deadline)
+        d->last_activity = ev_now(d->loop);
 }
 
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *d)

@@ -32,14 +32,8 @@ struct evc_dispatcher {
     bool unconnected;        /* a fresh stream socket: no events until connect or listen */
     bool oob_watched;
     bool destroy_fed;
+    bool deadline;           /* the timeout is absolute: I/O does not push it back */
 };
-
-/* A peer that went away: a close, not an error (asyncore's rule). */
-static inline bool is_peer_gone(int err)
-{
-    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
-           err == -ECONNABORTED;
-}
 
 /* Sets the ev_io to what readable()/writable() want now (no-op when closed). */
 void evc__dispatcher_update_events(evc_dispatcher *d);

@@ -173,14 +173,42 @@ int evc_dispatcher_accept(evc_dispatcher *d, struct sockaddr_storage *addr, sock
 /* Data                                                                */
 /* ------------------------------------------------------------------ */
 
-/* What send and recv do with a result: peer gone is a close, the rest an error. */
+/*
+ * The one classification of a read or write result: bytes moved refresh the
+ * idle timer; EWOULDBLOCK is EAGAIN; a peer that went away (evc__io_peer_gone,
+ * EOF for a read) becomes EVC_IO_GONE; anything else stays its -errno.
+ */
+static ssize_t classify(evc_dispatcher *d, ssize_t n, bool is_read, size_t asked)
+{
+    if (n > 0) {
+        evc__dispatcher_touch(d);
+        return n;
+    }
+    if (n == 0)
+        return is_read && asked > 0 ? EVC_IO_GONE : 0;
+    if (n == -EWOULDBLOCK)
+        return -EAGAIN;
+    return evc__io_peer_gone((int)n) ? EVC_IO_GONE : n;
+}
+
+ssize_t evc__dispatcher_read(evc_dispatcher *d, void *buf, size_t len)
+{
+    return classify(d, evc__io_read(d->h.fd, buf, len), true, len);
+}
+
+ssize_t evc__dispatcher_writev(evc_dispatcher *d, const struct iovec *iov, int n)
+{
+    return classify(d, evc__io_writev(d->h.fd, d->h.is_socket, iov, n), false, 0);
+}
+
+/* What send and recv do with a classified result: peer gone is a close, the rest an error. */
 static ssize_t io_result(evc_dispatcher *d, ssize_t n)
 {
     if (n >= 0)
         return n;
-    if (n == -EAGAIN || n == -EWOULDBLOCK)
+    if (n == -EAGAIN)
         return 0;
-    if (is_peer_gone((int)n)) {
+    if (n == EVC_IO_GONE) {
         evc__dispatcher_call_close(d);
         return 0;
     }
@@ -203,9 +231,7 @@ ssize_t evc_dispatcher_send(evc_dispatcher *d, const void *buf, size_t len)
         struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
         n = evc__io_writev(d->h.fd, false, &iov, 1);
     }
-    if (n > 0)
-        evc__dispatcher_touch(d);
-    return io_result(d, n);
+    return io_result(d, classify(d, n, false, len));
 }
 
 ssize_t evc_dispatcher_recv(evc_dispatcher *d, void *buf, size_t len)
@@ -222,15 +248,7 @@ ssize_t evc_dispatcher_recv(evc_dispatcher *d, void *buf, size_t len)
     } else {
         n = evc__io_read(d->h.fd, buf, len);
     }
-    if (n > 0) {
-        evc__dispatcher_touch(d);
-        return n;
-    }
-    if (n == 0 && len > 0) {
-        evc__dispatcher_call_close(d);
-        return 0;
-    }
-    return io_result(d, n);
+    return io_result(d, classify(d, n, true, len));
 }
 
 ssize_t evc_dispatcher_recvfrom(evc_dispatcher *d, void *buf, size_t len,

@@ -10,6 +10,7 @@
 
 #include "evchat.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -114,6 +115,7 @@ void evc__block_source_fini(evc_block_source *);
 struct evc_producer {
     const struct evc_producer_ops *ops;
     void *data;
+    evc_chat *chat;      /* the chat it was pushed to (evc_producer_chat); NULL before */
 };
 
 /* ------------------------------------------------------------------ */
@@ -125,27 +127,82 @@ typedef struct evc_chunk evc_chunk;
 typedef struct evc_outq {
     evc_chunk *head;
     evc_chunk *tail;
-    size_t bytes;        /* bytes queued in copies, refs and producer staging, unsent */
-    /* When the tail is a copy chunk: its bytes, its fill and its capacity, so
-     * evc__outq_append can add to it inline (NULL/0 otherwise). */
-    char *tail_copy;
-    size_t *tail_len;
-    size_t tail_cap;
+    size_t bytes;        /* bytes queued in copies, refs and producer staging, unsent:
+                          * exact at every moment, and written only by outq.c and the
+                          * inline reserve/commit below */
+    /* The reserve: the free room [room, room_end) at the end of the tail copy chunk
+     * (both NULL when the tail is not one), cut so that filling it keeps `bytes`
+     * within append_limit.  While a copy chunk is the tail, `room` is its fill. */
+    char *room;
+    char *room_end;
+    size_t append_limit;
 } evc_outq;
 
-#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, 0}
+#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, SIZE_MAX}
 
-/* The common push: appends a copy to the tail copy chunk when it has room.
+/* Bytes queued and not yet consumed (producers count what they handed out). */
+static inline size_t evc__outq_bytes(const evc_outq *q)
+{
+    return q->bytes;
+}
+
+/* The free room at the tail that evc__outq_commit may fill (*avail bytes, 0 when
+ * none); like evc__buf_tail.  Nothing is queued until the commit. */
+static inline char *evc__outq_reserve(evc_outq *q, size_t *avail)
+{
+    *avail = (size_t)(q->room_end - q->room);
+    return q->room;
+}
+
+/* Queues n bytes written into the room evc__outq_reserve gave (n <= its avail). */
+static inline void evc__outq_commit(evc_outq *q, size_t n)
+{
+    q->room += n;
+    q->bytes += n;
+}
+
+/* A 16-byte unit for evc__outq_append: the compiler moves it with one load and one store. */
+typedef struct evc_block16 { char b[16]; } evc_block16;
+
+/* memcpy, with the short replies of line protocols (16 to 64 bytes) copied
+ * inline by overlapping 16-byte moves instead of a call into libc. */
+static inline void evc__copy_short(char *dst, const char *src, size_t len)
+{
+    if (len - 16 > 48) {
+        memcpy(dst, src, len);
+        return;
+    }
+    evc_block16 first, last;
+    memcpy(&first, src, 16);
+    memcpy(&last, src + len - 16, 16);
+    if (len > 32) {
+        evc_block16 second, before_last;
+        memcpy(&second, src + 16, 16);
+        memcpy(&before_last, src + len - 32, 16);
+        memcpy(dst + 16, &second, 16);
+        memcpy(dst + len - 32, &before_last, 16);
+    }
+    memcpy(dst, &first, 16);
+    memcpy(dst + len - 16, &last, 16);
+}
+
+/* The common push: a copy into the reserve when 1 <= len <= the room there.
  * False (nothing done) otherwise: then use evc__outq_push_copy. */
 static inline bool evc__outq_append(evc_outq *q, const void *bytes, size_t len)
 {
-    if (!q->tail_copy || len > q->tail_cap - *q->tail_len)
+    char *dst = q->room;
+    if (len - 1 >= (size_t)(q->room_end - dst))
         return false;
-    memcpy(q->tail_copy + *q->tail_len, bytes, len);
-    *q->tail_len += len;
-    q->bytes += len;
+    /* Counted before the copy, so that nothing of the queue is live across a
+     * call to memcpy: the caller's fast path then needs no stack frame. */
+    evc__outq_commit(q, len);
+    evc__copy_short(dst, bytes, len);
     return true;
 }
+
+/* The byte count the reserve never lets the queue pass (SIZE_MAX: none; 0: no
+ * reserve at all).  Pushes through evc__outq_push_copy and the others are not limited. */
+void evc__outq_set_append_limit(evc_outq *, size_t limit);
 
 /* Why evc__outq_iov stopped filling. */
 typedef enum evc_outq_state {
@@ -166,9 +223,11 @@ int evc__outq_push_producer(evc_outq *, evc_producer *);
 /* Queues a close_when_done marker.  0 or -ENOMEM. */
 int evc__outq_push_close(evc_outq *);
 /*
- * Fills up to max iovecs with the bytes at the front of the queue, pulling
- * producers (more()) as it reaches them; *nbytes gets the total.  Returns why
- * it stopped after the bytes it described (EVC_OUTQ_MORE if iov ran out).
+ * Fills up to max iovecs with the bytes at the front of the queue; *nbytes gets
+ * the total.  A producer is asked for bytes (more()) only when it is at the very
+ * front, everything queued before it having been consumed: reached behind
+ * unwritten bytes, filling stops there (EVC_OUTQ_MORE).  Returns why it stopped
+ * after the bytes it described (EVC_OUTQ_MORE if iov ran out).
  */
 evc_outq_state evc__outq_iov(evc_outq *, struct iovec *iov, int max, int *niov, size_t *nbytes,
                              int *err);
@@ -196,6 +255,19 @@ ssize_t evc__io_writev(int fd, bool is_socket, const struct iovec *, int n);
 /* True when fd is a socket. */
 bool evc__io_is_socket(int fd);
 
+/*
+ * The one list of errors that mean the peer went away: a close, not an error
+ * (asyncore's rule), for dispatchers and chats alike.  ETIMEDOUT is among them:
+ * the kernel gave up on a peer that stopped answering (keepalive or
+ * retransmission), so the connection is gone just as after a reset, and a chat
+ * or dispatcher closes by default instead of reporting a failure it cannot act on.
+ */
+static inline bool evc__io_peer_gone(int err)
+{
+    return err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ESHUTDOWN ||
+           err == -ECONNABORTED || err == -ETIMEDOUT;
+}
+
 /* SIGPIPE held off around a write that cannot say MSG_NOSIGNAL (pipes, sendfile). */
 typedef struct evc_sigpipe_guard {
     sigset_t old_mask;
@@ -217,10 +289,9 @@ void evc__sigpipe_release(evc_sigpipe_guard *);
  */
 typedef struct evc_dispatcher_head {
     int fd;
-    bool closed;
+    bool closed;          /* the one "closed" of a dispatcher and of the chat over it */
     bool is_socket;
     bool connecting;
-    bool *closed_mirror;  /* set to true as well on close (evc__dispatcher_mirror_closed) */
 } evc_dispatcher_head;
 
 static inline const evc_dispatcher_head *evc__dispatcher_head(const evc_dispatcher *d)
@@ -228,10 +299,19 @@ static inline const evc_dispatcher_head *evc__dispatcher_head(const evc_dispatch
     return (const evc_dispatcher_head *)(const void *)d;
 }
 
-/* Has the dispatcher's close also set *flag, so a layer above (the chat) learns
- * of a close it did not make itself (evc_close_all) from its own flag. */
-void evc__dispatcher_mirror_closed(evc_dispatcher *, bool *flag);
-
+/* A read or write result: the peer is gone (EOF, or an error evc__io_peer_gone names). */
+#define EVC_IO_GONE (-10002)
+/* The chat's reads: read(2).  >0 bytes (the idle timer is refreshed), EVC_IO_GONE,
+ * -EAGAIN, or another -errno (an error). */
+ssize_t evc__dispatcher_read(evc_dispatcher *, void *, size_t);
+/* The chat's writes: writev without SIGPIPE.  >=0 bytes (the idle timer is refreshed
+ * when >0), EVC_IO_GONE, -EAGAIN, or another -errno (an error). */
+ssize_t evc__dispatcher_writev(evc_dispatcher *, const struct iovec *, int n);
+/* shutdown(SHUT_WR) of the socket.  0 or -errno (-ENOTSOCK for a pipe). */
+int evc__dispatcher_shutdown_write(evc_dispatcher *);
+/* Arms the idle timer as an absolute deadline: I/O no longer pushes it back.
+ * handle_timeout follows after seconds. */
+void evc__dispatcher_set_deadline(evc_dispatcher *, double seconds);
 /* Takes fd, which the caller knows is open and non-blocking (evc_dispatcher_set_socket
  * without its fcntl calls).  0 or -errno; on failure the caller keeps fd. */
 int evc__dispatcher_adopt(evc_dispatcher *, int fd);

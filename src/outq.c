@@ -19,6 +19,13 @@
  * Data chunks keep the bytes [off, len) still to send; producer chunks keep
  * their staging the same way.  `bytes` is the sum of len - off over all chunks.
  *
+ * The reserve.  While a copy chunk is the tail, the queue's `room` pointer is
+ * where its bytes end: the inline append (evc__outq_append, or reserve and
+ * commit) moves only `room` and `bytes`, so the tail chunk's own `len` is
+ * brought up to date (sync_tail) by every function here that reads it.
+ * `room_end` is recomputed (refresh_room) whenever `bytes` grows or the tail
+ * changes; when `bytes` shrinks a stale `room_end` only under-states the room.
+ *
  * User code (more(), send_to_fd(), release() and on_destroy()) may call back
  * into the channel, which may push (appending to the tail, harmless) or clear
  * the queue.  Two rules keep that safe: a chunk is unlinked before its
@@ -95,19 +102,41 @@ static evc_chunk *chunk_new(chunk_kind kind, size_t copy_cap)
     return c;
 }
 
-/* Points the inline append (evc__outq_append) at the tail, if it is a copy chunk. */
+/* Brings the tail copy chunk's len up to what the inline append filled. */
+static void sync_tail(evc_outq *q)
+{
+    if (q->room)
+        q->tail->len = (size_t)(q->room - q->tail->copy);
+}
+
+/* Cuts the reserve to the tail chunk's free room and to the append limit. */
+static void refresh_room(evc_outq *q)
+{
+    if (!q->room)
+        return;
+    evc_chunk *t = q->tail;
+    size_t free_room = t->cap - (size_t)(q->room - t->copy);
+    size_t allowed = q->bytes < q->append_limit ? q->append_limit - q->bytes : 0;
+    q->room_end = q->room + (free_room < allowed ? free_room : allowed);
+}
+
+/* Makes t the tail; the reserve follows it when it is a copy chunk. */
 static void set_tail(evc_outq *q, evc_chunk *t)
 {
+    sync_tail(q);
     q->tail = t;
     if (t && t->kind == CHUNK_COPY) {
-        q->tail_copy = t->copy;
-        q->tail_len = &t->len;
-        q->tail_cap = t->cap;
+        q->room = t->copy + t->len;
+        refresh_room(q);
     } else {
-        q->tail_copy = NULL;
-        q->tail_len = NULL;
-        q->tail_cap = 0;
+        q->room = q->room_end = NULL;
     }
+}
+
+void evc__outq_set_append_limit(evc_outq *q, size_t limit)
+{
+    q->append_limit = limit;
+    refresh_room(q);
 }
 
 static void append_chunk(evc_outq *q, evc_chunk *c)
@@ -170,6 +199,7 @@ int evc__outq_push_copy(evc_outq *q, const void *bytes, size_t len)
 {
     if (len == 0)
         return 0;
+    sync_tail(q);
     const char *src = bytes;
     evc_chunk *t = q->tail;
     if (t && t == q->head && t->kind == CHUNK_COPY && t->cap < COPY_CHUNK_MIN &&
@@ -183,6 +213,7 @@ int evc__outq_push_copy(evc_outq *q, const void *bytes, size_t len)
         g->cap = COPY_CHUNK_MIN;
         g->bytes = g->copy;
         q->head = g;
+        q->room = NULL;   /* pointed into the block realloc may have moved */
         set_tail(q, g);
         t = g;
     }
@@ -201,13 +232,15 @@ int evc__outq_push_copy(evc_outq *q, const void *bytes, size_t len)
     if (first > 0) {
         memcpy(t->copy + t->len, src, first);
         t->len += first;
+        q->room = t->copy + t->len;
     }
+    q->bytes += len;
     if (c) {
         memcpy(c->copy, src + first, rest);
         c->len = rest;
         append_chunk(q, c);
     }
-    q->bytes += len;
+    refresh_room(q);
     return 0;
 }
 
@@ -220,8 +253,8 @@ int evc__outq_push_ref(evc_outq *q, const void *bytes, size_t len, void (*releas
     c->len = len;
     c->release = release;
     c->arg = arg;
-    append_chunk(q, c);
     q->bytes += len;
+    append_chunk(q, c);
     return 0;
 }
 
@@ -275,6 +308,7 @@ static pull_result pull(evc_outq *q, evc_chunk *c)
             assert((size_t)r <= c->cap - c->len);
             c->len += (size_t)r;
             q->bytes += (size_t)r;
+            refresh_room(q);
             continue;
         }
         if (r == 0) {
@@ -294,6 +328,7 @@ evc_outq_state evc__outq_iov(evc_outq *q, struct iovec *iov, int max, int *niov,
 {
     assert(max >= 0);
 restart:
+    sync_tail(q);
     *niov = 0;
     *nbytes = 0;
     *err = 0;
@@ -305,8 +340,10 @@ restart:
 
         pull_result pr = PULL_OK;
         if (c->kind == CHUNK_PRODUCER && c->off == c->len && !c->done && c->err == 0) {
-            /* Ask only when there is an iovec to describe the answer with. */
-            if (*niov == max)
+            /* more() runs only at the head of the queue, as the producer protocol
+             * promises: what it does (a clock read, a log line, a shutdown) must
+             * follow everything queued in front of it reaching the kernel. */
+            if (*niov > 0 || c != q->head)
                 return EVC_OUTQ_MORE;
             pr = pull(q, c);
             if (pr == PULL_ORPHANED) {
@@ -314,6 +351,7 @@ restart:
                 destroy_chunk(c);
                 goto restart;
             }
+            sync_tail(q);   /* more() may have pushed behind us */
         }
 
         if (c->off == c->len) {
@@ -361,6 +399,7 @@ restart:
 void evc__outq_consume(evc_outq *q, size_t n)
 {
     assert(n <= q->bytes);
+    sync_tail(q);
     /* First unlink what is finished, then run release()/on_destroy(): user code
      * that pushes or clears then sees a queue that is already consistent. */
     evc_chunk *done = NULL, **done_tail = &done;
@@ -384,6 +423,7 @@ void evc__outq_consume(evc_outq *q, size_t n)
     }
     /* Bytes written past the front chunks would mean the caller lied about n. */
     assert(n == 0);
+    refresh_room(q);
     while (done) {
         evc_chunk *next = done->next;
         destroy_chunk(done);

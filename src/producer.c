@@ -30,6 +30,7 @@ evc_producer *evc_producer_new(const struct evc_producer_ops *ops, void *data)
     }
     p->ops = ops;
     p->data = data;
+    p->chat = NULL;
     return p;
 }
 
@@ -40,6 +41,11 @@ void evc_producer_free(evc_producer *p)
     if (p->ops->on_destroy)
         p->ops->on_destroy(p, p->data);
     free(p);
+}
+
+evc_chat *evc_producer_chat(const evc_producer *p)
+{
+    return p ? p->chat : NULL;
 }
 
 ssize_t evc_producer_more(evc_producer *p, void *buf, size_t cap)

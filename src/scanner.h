@@ -74,9 +74,9 @@ typedef struct evc_scanner {
     size_t limit;        /* longest frame (SIZE_MAX: none) */
     size_t frame_bytes;  /* bytes of the current frame handed out so far */
     unsigned epoch;      /* bumped by a reset: spans handed out before belong to dropped input */
-    unsigned config;     /* bumped by every setter and reset: a pass's cursor is stale */
     int error;           /* EVC_SCAN_FAILED: what was reported */
     bool at_eof;         /* no more input will come: held bytes are data */
+    bool in_batch;       /* evc__scan_lines runs and nothing changed the framing */
     /* EVC_TERM_ANY: the delimiters, their failure tables and match states. */
     size_t any_n;
     size_t any_matched;  /* which one ended the last frame */
@@ -177,17 +177,17 @@ static inline size_t evc__scan_lines(evc_scanner *s, const char *in, size_t len,
 {
     evc_line_cursor lines;
     evc__lines_init(&lines, in, in + len, (unsigned char)s->term[0]);
-    const unsigned config = s->config;
-    const size_t keep = s->keep;
-    const size_t max = s->limit;
+    /* Any setter or reset clears in_batch: the framing changed under the batch.
+     * (A flag in the engine rather than a copy in a local keeps a register free.) */
+    s->in_batch = true;
     const char *p = in, *hit;
     while ((hit = evc__lines_next(&lines)) != NULL) {
-        size_t n = (size_t)(hit - p) + keep;
-        if (EVC_UNLIKELY(n > max))
+        size_t n = (size_t)(hit - p) + s->keep;
+        if (EVC_UNLIKELY(n > s->limit))
             break;
         const char *frame = p;
         p = hit + 1;
-        if (!deliver(ctx, frame, n, (size_t)(p - frame)) || s->config != config) {
+        if (!deliver(ctx, frame, n, (size_t)(p - frame)) || !s->in_batch) {
             s->examined += (uint64_t)(p - in);
             return (size_t)(p - in);
         }

@@ -159,6 +159,11 @@ int evc_server_address(const evc_server *s, char *buf, size_t cap)
     return evc_addr_format((const struct sockaddr *)&ss, len, buf, cap);
 }
 
+struct ev_loop *evc_server_loop(const evc_server *s)
+{
+    return evc_dispatcher_loop(s->disp);
+}
+
 evc_dispatcher *evc_server_dispatcher(evc_server *s)
 {
     return s->disp;

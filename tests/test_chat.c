@@ -772,10 +772,17 @@ static void test_write_failure_honours_close_when_done(void **state)
     rec r = {.keep_open = true};      /* handle_close does not close */
     evc_chat *c = rec_new(&r, loop, fds[1], &rec_ops);
     evt_close_reset(fds[0]);          /* the peer is gone: the write fails */
-    usleep(20000);
+    /* handle_close for the reset proves the kernel has it: from now on every
+     * write on the socket fails (EPIPE), so the close marker can never be
+     * reached by writing the bytes in front of it. */
+    assert_true(evt_run_until_count(loop, &r.n_close, 1, 5.0));
+    assert_false(evc_chat_closed(c));
     assert_int_equal(evc_chat_push_str(c, "nobody will read this"), 0);
+    assert_int_equal(evc_chat_output_pending(c), strlen("nobody will read this"));
     evc_chat_close_when_done(c);
     assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    /* Closed by the failed write, with no second handle_close and no error. */
+    assert_int_equal(r.n_close, 1);
     assert_int_equal(r.n_error, 0);
     finish_loop(loop);
     rec_free(&r);

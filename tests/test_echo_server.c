@@ -45,6 +45,35 @@ static int teardown_server(void **state)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* A server a test starts itself (with its own arguments or signal): the teardown
+ * stops it, and removes its unix socket file, if an assertion ended the test first. */
+typedef struct own_server {
+    evt_proc p;
+    char path[108];      /* a unix socket path to remove, or "" */
+} own_server;
+
+static int setup_own_server(void **state)
+{
+    own_server *o = calloc(1, sizeof *o);
+    if (!o)
+        return -1;
+    o->p.pid = -1;
+    o->p.out_fd = -1;
+    *state = o;
+    return 0;
+}
+
+static int teardown_own_server(void **state)
+{
+    own_server *o = *state;
+    if (o->p.pid > 0)
+        evt_stop_server(&o->p, SIGKILL);
+    if (o->path[0] != '\0')
+        unlink(o->path);
+    free(o);
+    return 0;
+}
+
 /* Receives exactly len bytes (the socket timeout bounds it) and compares them. */
 static void expect_bytes(int fd, const void *want, size_t len)
 {
@@ -262,14 +291,14 @@ static void client_that_never_reads_is_bounded(void **state)
 
 static void sigint_also_exits_zero_with_clients_connected(void **state)
 {
-    (void)state;
-    evt_proc p;
-    evt_spawn_server(&p, "echo_server", NULL);
-    int idle = evt_connect(p.host, p.port);
-    int busy = evt_connect(p.host, p.port);
+    own_server *o = *state;
+    evt_proc *p = &o->p;
+    evt_spawn_server(p, "echo_server", NULL);
+    int idle = evt_connect(p->host, p->port);
+    int busy = evt_connect(p->host, p->port);
     round_trip(busy, "x\n");
     evt_send_all(busy, "pending\n", 8);
-    int status = evt_stop_server(&p, SIGINT);
+    int status = evt_stop_server(p, SIGINT);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     close(idle);
@@ -278,14 +307,14 @@ static void sigint_also_exits_zero_with_clients_connected(void **state)
 
 static void unix_socket(void **state)
 {
-    (void)state;
-    char path[108], bind_arg[120];
-    snprintf(path, sizeof path, "/tmp/evc-echo-test-%d.sock", (int)getpid());
+    own_server *o = *state;
+    char *path = o->path, bind_arg[120];
+    snprintf(path, sizeof o->path, "/tmp/evc-echo-test-%d.sock", (int)getpid());
     snprintf(bind_arg, sizeof bind_arg, "unix:%s", path);
     unlink(path);
     const char *args[] = {"-b", bind_arg, NULL};
-    evt_proc p;
-    evt_spawn_server(&p, "echo_server", args);
+    evt_proc *p = &o->p;
+    evt_spawn_server(p, "echo_server", args);
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
@@ -299,7 +328,7 @@ static void unix_socket(void **state)
     expect_then_eof(fd, "BYE\n");
     close(fd);
 
-    int status = evt_stop_server(&p, SIGTERM);
+    int status = evt_stop_server(p, SIGTERM);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* The server removes the socket file it created. */
@@ -436,8 +465,9 @@ int main(void)
         WITH_SERVER(reset_client_does_not_disturb_the_others),
         WITH_SERVER(one_mib_is_echoed_whole),
         WITH_SERVER(client_that_never_reads_is_bounded),
-        cmocka_unit_test(sigint_also_exits_zero_with_clients_connected),
-        cmocka_unit_test(unix_socket),
+        cmocka_unit_test_setup_teardown(sigint_also_exits_zero_with_clients_connected,
+                                        setup_own_server, teardown_own_server),
+        cmocka_unit_test_setup_teardown(unix_socket, setup_own_server, teardown_own_server),
         cmocka_unit_test(help_exits_zero),
         cmocka_unit_test(bad_port_exits_2),
         WITH_SERVER(echo_client_prints_replies_and_ends_after_bye),

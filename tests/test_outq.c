@@ -517,33 +517,42 @@ static void test_producer_is_lazy(void **state)
     assert_int_equal(p.asked, 0);
     assert_int_equal(q.bytes, 4);   /* producers count only what they handed out */
 
-    /* Not reached: the iovecs ran out in front of it. */
+    /* Not asked while bytes queued in front of it are unwritten, however many
+     * iovecs are free: more() runs only at the head of the queue. */
     struct iovec iov[4];
     int niov, err;
     size_t nbytes;
-    assert_int_equal(evc__outq_iov(&q, iov, 1, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_MORE);
     assert_int_equal(niov, 1);
+    assert_int_equal(nbytes, 4);
     assert_int_equal(p.asked, 0);
+    evc__outq_consume(&q, 3);
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(p.asked, 0);   /* one byte of "head" is still unwritten */
+    evc__outq_consume(&q, 1);
 
-    /* Reached: asked (until it answers 0), and its bytes are described right
-     * after the copy, then the next producer's. */
+    /* At the head: asked until it answers 0 ("la", "zy", done), and described;
+     * the producer behind it waits for those bytes in turn. */
     p.piece = 2;
-    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
-    assert_true(p.asked >= 1);
-    assert_int_equal(niov, 3);
-    assert_int_equal(nbytes, strlen("headlazybehind"));
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(p.asked, 3);
+    assert_int_equal(behind.asked, 0);
+    assert_int_equal(niov, 1);
+    assert_int_equal(nbytes, strlen("lazy"));
     assert_int_equal(q.bytes, nbytes);
 
     /* A partial write is finished from staging without asking again. */
-    int asked = p.asked, asked_behind = behind.asked;
-    evc__outq_consume(&q, 5);
-    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
-    assert_int_equal(p.asked, asked);
-    assert_int_equal(behind.asked, asked_behind);
+    evc__outq_consume(&q, 1);
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(p.asked, 3);
+    assert_int_equal(behind.asked, 0);
     assert_int_equal(iov[0].iov_len, 3);
     assert_memory_equal(iov[0].iov_base, "azy", 3);
     evc__outq_consume(&q, nbytes);
     assert_int_equal(p.destroyed, 1);
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
+    assert_int_equal(nbytes, strlen("behind"));
+    evc__outq_consume(&q, nbytes);
     assert_int_equal(behind.destroyed, 1);
     assert_true(evc__outq_empty(&q));
 }
@@ -587,15 +596,17 @@ static void test_producer_done_at_once_is_removed(void **state)
     struct iovec iov[4];
     int niov, err;
     size_t nbytes;
-    /* Done at the front: freed by the fill.  Done further back: skipped, and
-     * freed once the bytes before it are written. */
-    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
+    /* Done at the front: freed by the fill.  Further back: asked only once the
+     * bytes before it are written, then freed by the next fill. */
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_MORE);
     assert_int_equal(empty.destroyed, 1);
-    assert_int_equal(mid.asked, 1);
-    assert_int_equal(mid.destroyed, 0);
-    assert_int_equal(niov, 2);
+    assert_int_equal(mid.asked, 0);
+    assert_int_equal(niov, 1);
     evc__outq_consume(&q, 1);
+    assert_int_equal(evc__outq_iov(&q, iov, 4, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
+    assert_int_equal(mid.asked, 1);
     assert_int_equal(mid.destroyed, 1);
+    assert_int_equal(niov, 1);
     evc__outq_consume(&q, 1);
     assert_true(evc__outq_empty(&q));
     assert_int_equal(empty.destroyed + mid.destroyed, 2);
@@ -615,10 +626,11 @@ static void test_not_yet_stops_and_resumes(void **state)
     struct iovec iov[8];
     int niov, err;
     size_t nbytes;
-    /* The bytes before the stalled producer go out; nothing after it does. */
-    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_NOT_YET);
+    /* The bytes before the stalled producer go out first; nothing after it does. */
+    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_MORE);
     assert_int_equal(niov, 1);
     assert_int_equal(nbytes, 7);
+    assert_int_equal(slow.asked, 0);
     evc__outq_consume(&q, nbytes);
     assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_NOT_YET);
     assert_int_equal(niov, 0);
@@ -651,11 +663,14 @@ static void test_producer_error_reported(void **state)
     struct iovec iov[8];
     int niov, err = 0;
     size_t nbytes;
+    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(nbytes, 3);
+    evc__outq_consume(&q, nbytes);
     assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_ERROR);
     assert_int_equal(err, -EIO);
-    assert_int_equal(niov, 2);
-    assert_int_equal(nbytes, 3 + 7);
-    assert_memory_equal(iov[1].iov_base, "partial", 7);
+    assert_int_equal(niov, 1);
+    assert_int_equal(nbytes, 7);
+    assert_memory_equal(iov[0].iov_base, "partial", 7);
     evc__outq_consume(&q, nbytes);
 
     /* The error stays: reported again without asking the producer again. */
@@ -685,10 +700,13 @@ static void test_clear_inside_more(void **state)
     struct iovec iov[8];
     int niov, err;
     size_t nbytes;
+    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(nbytes, strlen("described"));
+    evc__outq_consume(&q, nbytes);
+    assert_int_equal(released, 1);
     assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_EMPTY);
     assert_int_equal(niov, 0);
     assert_int_equal(nbytes, 0);
-    assert_int_equal(released, 1);
     assert_int_equal(p.destroyed, 1);
     assert_int_equal(later.destroyed, 1);
     assert_int_equal(later.asked, 0);
@@ -826,6 +844,49 @@ static void test_direct_producer_destroyed_by_clear(void **state)
 /* Accounting                                                          */
 /* ------------------------------------------------------------------ */
 
+/* The reserve: pushes written straight into the tail copy chunk are counted at
+ * once, never past the append limit, and only while a copy chunk is the tail. */
+static void test_reserve_commit_counts_at_once(void **state)
+{
+    (void)state;
+    evc_outq q = EVC_OUTQ_INIT;
+    size_t avail = 99;
+    assert_null(evc__outq_reserve(&q, &avail));
+    assert_int_equal(avail, 0);
+    assert_int_equal(evc__outq_push_copy(&q, S("ab")), 0);
+    evc__outq_set_append_limit(&q, 5);
+    char *room = evc__outq_reserve(&q, &avail);
+    assert_non_null(room);
+    assert_int_equal(avail, 3);
+    memcpy(room, "cde", 3);
+    evc__outq_commit(&q, 3);
+    assert_int_equal(q.bytes, 5);
+    assert_false(evc__outq_append(&q, S("x")));
+    assert_int_equal(q.bytes, 5);
+    evc__outq_set_append_limit(&q, SIZE_MAX);
+    assert_true(evc__outq_append(&q, S("f")));
+    assert_false(evc__outq_append(&q, "", 0));
+    assert_int_equal(q.bytes, 6);
+
+    /* Behind a reference the tail is not a copy chunk: no reserve. */
+    int released = 0;
+    assert_int_equal(evc__outq_push_ref(&q, S("gh"), count_release, &released), 0);
+    assert_null(evc__outq_reserve(&q, &avail));
+    assert_int_equal(avail, 0);
+    assert_int_equal(q.bytes, 8);
+    assert_int_equal(evc__outq_push_copy(&q, S("i")), 0);
+    assert_true(evc__outq_append(&q, S("j")));
+    assert_int_equal(q.bytes, 10);
+
+    evt_bytes out = {0};
+    assert_int_equal(drain(&q, 8, 3, &out), EVC_OUTQ_EMPTY);
+    assert_int_equal(out.len, 10);
+    assert_memory_equal(out.p, "abcdefghij", 10);
+    assert_int_equal(q.bytes, 0);
+    assert_int_equal(released, 1);
+    free(out.p);
+}
+
 static void test_bytes_accounting(void **state)
 {
     (void)state;
@@ -845,14 +906,19 @@ static void test_bytes_accounting(void **state)
     struct iovec iov[8];
     int niov, err;
     size_t nbytes;
-    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_CLOSE);
-    assert_int_equal(q.bytes, 16);  /* staging counts */
-    assert_int_equal(nbytes, 16);
+    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_MORE);
+    assert_int_equal(nbytes, 8);
     evc__outq_consume(&q, 6);
-    assert_int_equal(q.bytes, 10);
-    evc__outq_consume(&q, 4);
-    assert_int_equal(q.bytes, 6);
+    assert_int_equal(q.bytes, 2);
+    assert_int_equal(released, 0);
+    evc__outq_consume(&q, 2);
+    assert_int_equal(q.bytes, 0);
     assert_int_equal(released, 1);
+    assert_int_equal(evc__outq_iov(&q, iov, 8, &niov, &nbytes, &err), EVC_OUTQ_CLOSE);
+    assert_int_equal(q.bytes, 8);   /* staging counts */
+    assert_int_equal(nbytes, 8);
+    evc__outq_consume(&q, 2);
+    assert_int_equal(q.bytes, 6);
     evc__outq_clear(&q);
     assert_int_equal(q.bytes, 0);
     assert_int_equal(p.destroyed, 1);
@@ -880,6 +946,7 @@ int main(void)
         cmocka_unit_test(test_direct_producer_over_socketpair),
         cmocka_unit_test(test_direct_producer_destroyed_by_clear),
         cmocka_unit_test(test_bytes_accounting),
+        cmocka_unit_test(test_reserve_commit_counts_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
