@@ -42,6 +42,7 @@
 #define DEFAULT_SIZE_LIMIT 33554432u   /* DebuggingServer's data_size_limit, 32 MiB */
 #define MAX_RECIPIENTS 100             /* RFC 5321 4.5.3.1.8: at least 100 must be accepted */
 #define IDLE_SECONDS 300.0             /* RFC 5321 4.5.3.2.7: the server timeout, 5 minutes */
+#define LINGER_SECONDS 2.0             /* after the last reply: how long to wait for the client's FIN */
 
 /* What the whole server shares: read-only once serving starts, except the Maildir's
  * delivery count. */
@@ -335,12 +336,22 @@ static void cmd_data(evc_chat *chat, struct session *s, const char *arg)
     reply(chat, "354 Start mail input; end with <CRLF>.<CRLF>");
 }
 
+/* Ends the session once the last reply is written.  Nothing after QUIT is answered:
+ * the pause keeps frames already read from being delivered, and the lingering
+ * close reads and drops what the client still sends, since closing with unread
+ * input would reset the connection and could destroy the reply before the client
+ * reads it. */
+static void say_goodbye(evc_chat *chat)
+{
+    evc_chat_pause_reading(chat);
+    if (evc_chat_shutdown_when_done(chat, LINGER_SECONDS) < 0)
+        evc_chat_close(chat);
+}
+
 static void cmd_quit(evc_chat *chat, struct session *s)
 {
     reply(chat, "221 %s Service closing transmission channel", s->sink->host);
-    /* Nothing after QUIT is answered: what the client pipelined behind it stays unread. */
-    evc_chat_pause_reading(chat);
-    evc_chat_close_when_done(chat);
+    say_goodbye(chat);
 }
 
 static void run_command(evc_chat *chat, struct session *s, char *line)
@@ -463,8 +474,7 @@ static void idle_timeout(evc_chat *chat, void *data)
 {
     struct session *s = data;
     reply(chat, "421 %s Service not available, closing transmission channel", s->sink->host);
-    evc_chat_pause_reading(chat);
-    evc_chat_close_when_done(chat);
+    say_goodbye(chat);
 }
 
 static void session_destroy(evc_chat *chat, void *data)

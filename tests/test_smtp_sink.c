@@ -178,14 +178,19 @@ static char *with_host(const char *template)
 }
 
 /* Sends the whole script in one write, then reads the replies until the server
- * closes; asserts they are exactly `expected` (with "%H" for the host name). */
+ * closes; asserts they are exactly `expected` (with "%H" for the host name) and
+ * that the stream ended in order. */
 static void converse(const char *script, const char *expected)
 {
     int fd = evt_connect(server.host, server.port);
     evt_send_all(fd, script, strlen(script));
     char *got = malloc(OUT_MAX);
     assert_non_null(got);
-    size_t n = evt_recv_all(fd, got, OUT_MAX - 1);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = recv(fd, got + n, OUT_MAX - 1 - n, 0)) > 0 || (r < 0 && errno == EINTR))
+        n += r > 0 ? (size_t)r : 0;
+    int recv_errno = r < 0 ? errno : 0;
     got[n] = '\0';
     close(fd);
     char *want = with_host(expected);
@@ -197,6 +202,8 @@ static void converse(const char *script, const char *expected)
     }
     free(got);
     free(want);
+    /* The server always ends with a FIN after its last reply, never with a reset. */
+    assert_int_equal(recv_errno, 0);
 }
 
 #define GREETING "220 %H ESMTP evchat smtp_sink\r\n"
@@ -417,6 +424,24 @@ static void message_sent_one_byte_at_a_time(void **state)
     assert_printed(printed, sizeof printed - 1);
 }
 
+static void commands_after_quit_are_not_answered(void **state)
+{
+    (void)state;
+    start(NULL);
+    /* Everything, even a message, after QUIT is read and dropped; the 221 arrives
+     * whole, followed by an orderly end of stream, not a reset. */
+    char *script = malloc(300000);
+    assert_non_null(script);
+    size_t n = (size_t)sprintf(script, "EHLO c\r\nQUIT\r\nNOOP\r\nMAIL FROM:<a@x>\r\n"
+                                       "RCPT TO:<b@y>\r\nDATA\r\n");
+    memset(script + n, 'q', 250000);
+    strcpy(script + n + 250000, "\r\n.\r\nNOOP\r\n");
+    converse(script, GREETING EHLO_REPLY BYE);
+    free(script);
+    struct pollfd pfd = {.fd = server.out_fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 100), 0);
+}
+
 /* ------------------------------------------------------------- errors */
 
 static void commands_out_of_sequence_get_503(void **state)
@@ -540,6 +565,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(message_ends_wherever_the_dot_line_is, setup, teardown),
         cmocka_unit_test_setup_teardown(message_sent_one_byte_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(commands_after_quit_are_not_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(commands_out_of_sequence_get_503, setup, teardown),
         cmocka_unit_test_setup_teardown(syntax_errors_and_unsupported_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(size_over_the_limit_is_552, setup, teardown),
