@@ -24,6 +24,7 @@
  *               "me@x", ["you@y"], "Subject: hi\r\n\r\n.dot\r\n")'
  */
 #include "common.h"
+#include "smtp_body.h"
 #include "smtp_deliver.h"
 
 #include <errno.h>
@@ -53,15 +54,6 @@ struct sink {
     bool to_maildir;
 };
 
-/* The message being received after DATA. */
-struct body {
-    char *p;
-    size_t len, cap;          /* p[0, len) kept */
-    uint64_t size;            /* bytes seen, dot-unstuffed, kept or not */
-    bool line_start;          /* the next byte starts a line: nothing seen yet, or after CRLF */
-    char last;                /* the last byte seen (a CR before a LF may come in an earlier piece) */
-};
-
 struct session {
     struct sink *sink;
     char peer[NI_MAXHOST];    /* the client's address, for X-Peer */
@@ -70,7 +62,7 @@ struct session {
     bool in_transaction;      /* MAIL accepted */
     unsigned recipients;      /* RCPTs accepted in this transaction */
     bool in_data;             /* between 354 and the "." line */
-    struct body body;
+    smtp_body body;
 };
 
 /* ------------------------------------------------------------------ replies */
@@ -103,64 +95,6 @@ static void reply(evc_chat *chat, const char *fmt, ...)
 #define R_LOCAL_ERROR "451 Requested action aborted: local error in processing"
 #define R_TOO_BIG "552 Message size exceeds fixed maximum message size"
 #define R_PARAMS "555 MAIL FROM/RCPT TO parameters not recognized or not implemented"
-
-/* ------------------------------------------------------------- the message */
-
-static void body_reset(struct body *b)
-{
-    free(b->p);
-    *b = (struct body){.line_start = true};
-}
-
-/* Keeps bytes while the message fits the limit; past it only counts them. */
-static int body_keep(struct body *b, const char *p, size_t n, uint64_t limit)
-{
-    b->size += n;
-    if (b->size > limit) {
-        free(b->p);
-        b->p = NULL;
-        b->len = b->cap = 0;
-        return 0;
-    }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *grown = realloc(b->p, cap);
-        if (!grown)
-            return -ENOMEM;
-        b->p = grown;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-/* Message bytes as they arrive, in any pieces: a '.' that starts a line is the
- * client's dot-stuffing (RFC 5321 4.5.2) and is dropped; the rest is kept. */
-static int body_take(struct body *b, const char *p, size_t n, uint64_t limit)
-{
-    while (n > 0) {
-        if (b->line_start && *p == '.') {
-            b->line_start = false;
-            b->last = '.';
-            p++, n--;
-            continue;
-        }
-        const char *lf = memchr(p, '\n', n);
-        size_t run = lf ? (size_t)(lf - p) + 1 : n;
-        int rc = body_keep(b, p, run, limit);
-        if (rc < 0)
-            return rc;
-        char before_lf = run >= 2 ? p[run - 2] : b->last;
-        b->line_start = lf && before_lf == '\r';
-        b->last = p[run - 1];
-        p += run;
-        n -= run;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------ the framings */
 
@@ -201,7 +135,7 @@ static void end_transaction(struct session *s)
     s->in_transaction = false;
     s->recipients = 0;
     s->in_data = false;
-    body_reset(&s->body);
+    smtp_body_reset(&s->body, s->sink->size_limit);
 }
 
 /* "FROM:" or "TO:" (any case), spaces, then "<path>": returns the text after the
@@ -331,7 +265,7 @@ static void cmd_data(evc_chat *chat, struct session *s, const char *arg)
         evc_chat_close(chat);
         return;
     }
-    body_reset(&s->body);
+    smtp_body_reset(&s->body, s->sink->size_limit);
     s->in_data = true;
     reply(chat, "354 Start mail input; end with <CRLF>.<CRLF>");
 }
@@ -403,7 +337,7 @@ static void run_command(evc_chat *chat, struct session *s, char *line)
 static void finish_message(evc_chat *chat, struct session *s)
 {
     struct sink *sink = s->sink;
-    if (s->body.size > sink->size_limit) {
+    if (smtp_body_too_big(&s->body)) {
         reply(chat, R_TOO_BIG);
     } else {
         /* smtp_sink is a debugging tool: it writes where it runs, in the loop. */
@@ -424,7 +358,7 @@ static void collect(evc_chat *chat, const char *bytes, size_t len, void *data)
     struct session *s = data;
     /* Command lines go to the library's collector, which enforces COMMAND_MAX
      * (-EMSGSIZE is followed by frame_too_long); message bytes to ours. */
-    int rc = s->in_data ? body_take(&s->body, bytes, len, s->sink->size_limit)
+    int rc = s->in_data ? smtp_body_take(&s->body, bytes, len)
                         : evc_chat_collect(chat, bytes, len);
     if (rc < 0 && rc != -EMSGSIZE)
         evc_chat_close(chat);
@@ -436,13 +370,13 @@ static void found_terminator(evc_chat *chat, void *data)
     if (s->in_data) {
         if (evc_chat_terminator_matched(chat) == END_AT_LINE_START && !s->body.line_start) {
             /* ".\r\n" ended a line of text, not the message: it is message bytes. */
-            if (body_take(&s->body, ".\r\n", 3, s->sink->size_limit) < 0)
+            if (smtp_body_take(&s->body, ".\r\n", 3) < 0)
                 evc_chat_close(chat);
             return;
         }
         /* The CRLF of "\r\n.\r\n" ends the message's last line. */
         if (evc_chat_terminator_matched(chat) == END_AFTER_CRLF &&
-            body_take(&s->body, "\r\n", 2, s->sink->size_limit) < 0) {
+            smtp_body_take(&s->body, "\r\n", 2) < 0) {
             evc_chat_close(chat);
             return;
         }
@@ -481,7 +415,7 @@ static void session_destroy(evc_chat *chat, void *data)
 {
     (void)chat;
     struct session *s = data;
-    body_reset(&s->body);
+    smtp_body_reset(&s->body, s->sink->size_limit);
     free(s);
 }
 
@@ -503,7 +437,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
         return;
     }
     s->sink = data;
-    s->body.line_start = true;
+    smtp_body_reset(&s->body, s->sink->size_limit);
     /* X-Peer is the address alone, as DebuggingServer prints peer[0]. */
     if (peer->sa_family == AF_UNIX ||
         getnameinfo(peer, peer_len, s->peer, sizeof s->peer, NULL, 0, NI_NUMERICHOST) != 0)
