@@ -42,7 +42,7 @@
 #define COMMAND_MAX (512 + 26 - 2)
 #define DEFAULT_SIZE_LIMIT 33554432u   /* DebuggingServer's data_size_limit, 32 MiB */
 #define MAX_RECIPIENTS 100             /* RFC 5321 4.5.3.1.8: at least 100 must be accepted */
-#define IDLE_SECONDS 300.0             /* RFC 5321 4.5.3.2.7: the server timeout, 5 minutes */
+#define IDLE_MS 300000u                /* RFC 5321 4.5.3.2.7: the server timeout, 5 minutes */
 #define LINGER_SECONDS 2.0             /* after the last reply: how long to wait for the client's FIN */
 
 /* What the whole server shares: read-only once serving starts, except the Maildir's
@@ -50,6 +50,7 @@
 struct sink {
     char host[256];           /* the name the greeting and replies carry */
     uint64_t size_limit;      /* longest message accepted (SIZE) */
+    double idle_seconds;      /* a client silent this long gets 421 */
     smtp_maildir maildir;     /* with -d */
     bool to_maildir;
 };
@@ -449,7 +450,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
         close(fd);
         return;
     }
-    evc_chat_set_timeout(chat, IDLE_SECONDS);
+    evc_chat_set_timeout(chat, s->sink->idle_seconds);
     if (expect_commands(chat) < 0) {
         evc_chat_close(chat);   /* on_destroy frees s */
         return;
@@ -463,14 +464,15 @@ static const struct evc_server_ops smtp_server_ops = {
 
 static void usage(const char *argv0)
 {
-    printf("usage: %s [-b ADDR] [-p PORT] [-d DIR] [-s BYTES]\n"
+    printf("usage: %s [-b ADDR] [-p PORT] [-d DIR] [-s BYTES] [-t MS]\n"
            "  an SMTP sink: prints every message it is sent, like Python's smtpd.DebuggingServer\n"
            "  -b, --bind ADDR      address (host, IP or unix:/path; default 127.0.0.1)\n"
            "  -p, --port PORT      port (default 8025; 0 picks a free one)\n"
            "  -d, --maildir DIR    deliver into the Maildir DIR instead of printing\n"
            "  -s, --size BYTES     largest message accepted (default %u)\n"
+           "  -t, --timeout MS     idle time before a client is dropped with 421 (default %u)\n"
            "  -h, --help           this text\n",
-           argv0, DEFAULT_SIZE_LIMIT);
+           argv0, DEFAULT_SIZE_LIMIT, IDLE_MS);
 }
 
 static unsigned long long parse_number(const char *argv0, const char *what, const char *text,
@@ -491,13 +493,14 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},       {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'}, {"maildir", required_argument, NULL, 'd'},
-        {"size", required_argument, NULL, 's'}, {NULL, 0, NULL, 0},
+        {"size", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = 8025};
-    static struct sink sink = {.size_limit = DEFAULT_SIZE_LIMIT};
+    static struct sink sink = {.size_limit = DEFAULT_SIZE_LIMIT, .idle_seconds = IDLE_MS / 1000.0};
     const char *maildir = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:d:s:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:d:s:t:", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
             usage(argv[0]);
@@ -513,6 +516,9 @@ int main(int argc, char **argv)
             break;
         case 's':
             sink.size_limit = parse_number(argv[0], "size", optarg, 1, UINT32_MAX);
+            break;
+        case 't':
+            sink.idle_seconds = (double)parse_number(argv[0], "timeout", optarg, 1, 86400000) / 1000;
             break;
         default:
             fprintf(stderr, "try '%s --help'\n", argv[0]);

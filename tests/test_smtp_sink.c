@@ -447,6 +447,18 @@ static void commands_after_quit_are_not_answered(void **state)
     assert_int_equal(poll(&pfd, 1, 100), 0);
 }
 
+static void silent_client_gets_421(void **state)
+{
+    (void)state;
+    start((const char *const[]){"-t", "200", NULL});
+    /* A transaction left half done is dropped with the client. */
+    converse("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: unfinished\r\n",
+             GREETING EHLO_REPLY OK OK GO_AHEAD
+             "421 %H Service not available, closing transmission channel\r\n");
+    struct pollfd pfd = {.fd = server.out_fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 100), 0);
+}
+
 /* ------------------------------------------------------------- errors */
 
 static void commands_out_of_sequence_get_503(void **state)
@@ -571,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(message_ends_wherever_the_dot_line_is, setup, teardown),
         cmocka_unit_test_setup_teardown(message_sent_one_byte_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(commands_after_quit_are_not_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(silent_client_gets_421, setup, teardown),
         cmocka_unit_test_setup_teardown(commands_out_of_sequence_get_503, setup, teardown),
         cmocka_unit_test_setup_teardown(syntax_errors_and_unsupported_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(size_over_the_limit_is_552, setup, teardown),
