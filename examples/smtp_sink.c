@@ -43,7 +43,7 @@
 #define DEFAULT_SIZE_LIMIT 33554432u   /* DebuggingServer's data_size_limit, 32 MiB */
 #define MAX_RECIPIENTS 100             /* RFC 5321 4.5.3.1.8: at least 100 must be accepted */
 #define IDLE_MS 300000u                /* RFC 5321 4.5.3.2.7: the server timeout, 5 minutes */
-#define LINGER_SECONDS 2.0             /* after the last reply: how long to wait for the client's FIN */
+#define LINGER_SECONDS 2.0             /* after the last reply: the wait for the client's FIN */
 
 /* What the whole server shares: read-only once serving starts, except the Maildir's
  * delivery count. */
@@ -518,7 +518,8 @@ int main(int argc, char **argv)
             sink.size_limit = parse_number(argv[0], "size", optarg, 1, UINT32_MAX);
             break;
         case 't':
-            sink.idle_seconds = (double)parse_number(argv[0], "timeout", optarg, 1, 86400000) / 1000;
+            sink.idle_seconds =
+                (double)parse_number(argv[0], "timeout", optarg, 1, 86400000) / 1000;
             break;
         default:
             fprintf(stderr, "try '%s --help'\n", argv[0]);
