@@ -2,7 +2,8 @@
  * A dispatcher's lifetime: evc_dispatcher_close from inside every handler
  * (twice, harmlessly) ends all callbacks, on_destroy runs once and only from
  * the loop, never inside close or a handler, a dispatcher closed while its
- * event is pending gets no callback, and evc_close_all closes every
+ * event is pending gets no callback (nor does one closed in handle_read get
+ * the handle_write of the same wake-up), and evc_close_all closes every
  * dispatcher of its loop (and no other loop's), also from inside a handler.
  */
 #include <setjmp.h>
@@ -98,6 +99,29 @@ static void test_close_inside(void **state)
     evt_loop_finish(loop);
     evt_drec_assert_done(r);
     free(lr);
+    free(r);
+}
+
+/* Readable and writable in the same wake-up, closed in handle_read: handle_write
+ * does not follow on the closed dispatcher. */
+static void test_close_in_read_skips_write(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = evt_loop_new();
+    evt_drec *r = evt_drec_new();
+    r->writable = true;
+    r->close_on = EVT_D_READ;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    /* The data is there before the loop first polls, so the one wake-up has both events. */
+    evt_send_all(sv[1], "r", 1);
+    evt_adopt(loop, sv[0], &evt_drec_pred_ops, r);
+    assert_true(evt_run_until_count(loop, &r->destroys, 1, 2.));
+    assert_int_equal(r->n[EVT_D_READ], 1);
+    assert_int_equal(r->n[EVT_D_WRITE], 0);
+    evt_loop_finish(loop);
+    evt_drec_assert_done(r);
+    close(sv[1]);
     free(r);
 }
 
@@ -271,6 +295,7 @@ int main(void)
         cmocka_unit_test_prestate(test_close_inside, &k_close),
         cmocka_unit_test_prestate(test_close_inside, &k_error),
         cmocka_unit_test_prestate(test_close_inside, &k_timeout),
+        cmocka_unit_test(test_close_in_read_skips_write),
         cmocka_unit_test(test_destroy_deferred),
         cmocka_unit_test(test_close_other_pending),
     };
