@@ -1,6 +1,7 @@
 /*
  * The chat layer: asynchat.async_chat on a dispatcher.  This file has the
- * input side and the lifetime; chat_output.c has the push FIFO and the writes.
+ * input side; chat_output.c has the push FIFO and the writes, and
+ * chat_lifetime.c the lifetime and the dispatcher's callbacks.
  *
  * A chat owns a dispatcher (its fd and events), an input buffer, a scanner
  * and an output queue.  Bytes flow one way: read into `in`, the scanner finds
@@ -18,12 +19,7 @@
 #include "chat_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /*
  * How much free space each read asks for; a read takes whatever is free.  A
@@ -34,16 +30,6 @@
  * held back as a terminator prefix without growing the block.
  */
 #define READ_RESERVE (EVC_READ_BLOCK - 4096)
-static const struct evc_dispatcher_ops chat_dispatcher_ops;
-
-void evc__chat_report_error(evc_chat *c, int err)
-{
-    if (c->ops->handle_error)
-        c->ops->handle_error(c, err, c->data);
-    else
-        evc_chat_close(c);
-}
-
 
 /* ------------------------------------------------------------------ */
 /* Input: buffer -> scanner -> collect_incoming_data/found_terminator  */
@@ -89,7 +75,7 @@ static inline void frame_done(evc_chat *c)
  */
 static void input_failed(evc_chat *c, int err)
 {
-    c->input_discarded = true;
+    c->input = input_ended(c) ? INPUT_ENDED_DISCARDING : INPUT_DISCARDING;
     evc__buf_clear(&c->in);
     frame_done(c);
     if (err == -EMSGSIZE && c->ops->frame_too_long)
@@ -112,15 +98,25 @@ static bool collect_failed(evc_chat *c)
     return false;
 }
 
+/* The found_terminator of a chat that has none: the frame is dropped. */
+static void ignore_frame(evc_chat *c, void *data)
+{
+    (void)c, (void)data;
+}
+
 /* What the line fast path's delivery needs, in the delivery loop's registers. */
 typedef struct in_place {
     evc_chat *c;
-    void (*found)(evc_chat *, void *);
+    void (*found)(evc_chat *, void *);   /* never NULL: ignore_frame stands in */
     void *data;
+    const bool *closed;                  /* the dispatcher's, read by user_may_continue */
 } in_place;
 
 /* The line fast path's delivery (evc__scan_lines): a whole frame in place to
- * the default collector and found_terminator.  Whether delivery may go on. */
+ * the default collector and found_terminator.  Whether delivery may go on.
+ * Only a close has to be checked here: whatever else stops delivery (a pause,
+ * the high-water mark, a new terminator, discard_buffers) ends the batch in
+ * the engine (pause_delivery, the engine's setters and reset). */
 static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size_t consumed)
 {
     const in_place *ip = ctx;
@@ -130,12 +126,8 @@ static inline bool deliver_in_place(void *ctx, const char *frame, size_t n, size
     c->in_next = frame + consumed;
     c->incoming = frame;
     c->incoming_len = n;
-    if (ip->found) {
-        ip->found(c, ip->data);
-        if (!user_may_continue(c))
-            return false;
-    }
-    return !delivery_paused(c);
+    ip->found(c, ip->data);
+    return !*ip->closed;
 }
 
 /*
@@ -151,7 +143,7 @@ static void process_input(evc_chat *c)
 {
     if (!user_may_continue(c))
         return;
-    if (c->input_discarded) {
+    if (input_discarding(c)) {
         evc__buf_clear(&c->in);
         return;
     }
@@ -159,7 +151,7 @@ static void process_input(evc_chat *c)
     void (*const custom)(evc_chat *, const char *, size_t, void *) = c->ops->collect_incoming_data;
     void (*const found)(evc_chat *, void *) = c->ops->found_terminator;
     void *const data = c->data;
-    in_place ip = {c, found, data};
+    in_place ip = {c, found ? found : ignore_frame, data, &evc__dispatcher_head(c->disp)->closed};
     while ((c->in.len > 0 || evc__scanner_ready(engine)) && !delivery_paused(c)) {
         const char *p = evc__buf_head(&c->in);
         if (!custom && c->frame.len == 0 && evc__scan_lines_apply(engine)) {
@@ -217,8 +209,11 @@ found_it:
         frame_done(c);
     }
     evc__buf_consume_inline(&c->in, 0);
-    c->input_held = (c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
-                    !c->input_discarded;
+    if ((c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
+        !input_discarding(c))
+        set_flag(c, CHAT_INPUT_HELD);
+    else
+        clear_flag(c, CHAT_INPUT_HELD);
     input_drained(c);
 }
 
@@ -228,10 +223,10 @@ found_it:
  * stops again.  Nothing new is read meanwhile, so a peer's requests cannot pile
  * up in the input while their replies pile up in the output.
  */
-static void deliver_held_frames(evc_chat *c)
+void evc__chat_deliver_held(evc_chat *c)
 {
-    while (c->input_held && !delivery_paused(c) && user_may_continue(c)) {
-        c->input_held = false;
+    while (has_flag(c, CHAT_INPUT_HELD) && !delivery_paused(c) && user_may_continue(c)) {
+        clear_flag(c, CHAT_INPUT_HELD);
         process_input(c);
         evc__chat_flush(c);
     }
@@ -241,20 +236,20 @@ static void deliver_held_frames(evc_chat *c)
  * the dispatcher call handle_write, which delivers them, before the loop sleeps. */
 static void input_became_deliverable(evc_chat *c)
 {
-    if (!user_may_continue(c) || c->input_discarded || delivery_paused(c))
+    if (!user_may_continue(c) || input_discarding(c) || delivery_paused(c))
         return;
     if (c->in.len == 0 && !evc__scanner_ready(&c->scanner))
         return;
-    c->input_held = true;
+    set_flag(c, CHAT_INPUT_HELD);
     if (c->dispatching == 0)
         evc_dispatcher_update(c->disp);
 }
 
 void evc__chat_peer_closed(evc_chat *c)
 {
-    c->eof = true;
-    if (c->input_held) {
-        c->input_held = false;
+    c->input = input_discarding(c) ? INPUT_ENDED_DISCARDING : INPUT_ENDED;
+    if (has_flag(c, CHAT_INPUT_HELD)) {
+        clear_flag(c, CHAT_INPUT_HELD);
         process_input(c);
         if (!user_may_continue(c))
             return;
@@ -285,20 +280,20 @@ static void discard_input(evc_chat *c)
     evc__chat_linger_done(c);
 }
 
-static void read_some(evc_chat *c)
+void evc__chat_read(evc_chat *c)
 {
-    if (c->lingering) {
+    if (c->state == CHAT_LINGERING) {
         discard_input(c);
         return;
     }
     /* chat_readable keeps a chat with held frames from being asked to read, but
      * should the event come anyway, frames already read go before new bytes. */
-    if (c->input_held) {
-        deliver_held_frames(c);
-        if (c->input_held || !user_may_continue(c))
+    if (has_flag(c, CHAT_INPUT_HELD)) {
+        evc__chat_deliver_held(c);
+        if (has_flag(c, CHAT_INPUT_HELD) || !user_may_continue(c))
             return;
     }
-    if (c->reading_paused)
+    if (has_flag(c, CHAT_READING_PAUSED))
         return;
     /* An empty input takes a read block from the loop's source here. */
     if (evc__buf_reserve(&c->in, READ_RESERVE) < 0) {
@@ -320,213 +315,8 @@ static void read_some(evc_chat *c)
 }
 
 /* ------------------------------------------------------------------ */
-/* The dispatcher's view of a chat                                     */
+/* Public API: framing and input                                       */
 /* ------------------------------------------------------------------ */
-
-static bool chat_readable(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    if (c->lingering)
-        return true;
-    return !c->eof && !c->throttled && !c->input_held && !c->reading_paused;
-}
-
-static bool chat_writable(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    if (evc__dispatcher_head(d)->connecting)
-        return true;
-    if (c->lingering || c->write_err)
-        return false;
-    /* Held frames that may go on now are delivered from handle_write, which a
-     * writable socket calls at once. */
-    if (c->input_held && !delivery_paused(c))
-        return true;
-    return !evc__outq_empty(&c->out) && !c->producer_waiting;
-}
-
-/*
- * The end of every event, from the top of the handler: write what was pushed,
- * deliver frames held at the high-water mark if the writes made room, then let
- * the output side act on what happened (a failed write, a drained queue).
- */
-static void finish_event(evc_chat *c)
-{
-    evc__chat_flush(c);
-    deliver_held_frames(c);
-    evc__chat_settle_output(c);
-}
-
-static void chat_handle_read(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    read_some(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_write(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_connect(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    if (c->ops->handle_connect)
-        c->ops->handle_connect(c, c->data);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_close(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    evc__chat_peer_closed(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_handle_error(evc_dispatcher *d, int err, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    evc__chat_report_error(c, err);
-    leave_handler(c);
-}
-
-static void chat_handle_timeout(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    enter_handler(c);
-    if (c->lingering)
-        evc__chat_linger_done(c);
-    else if (c->ops->handle_timeout)
-        c->ops->handle_timeout(c, c->data);
-    else
-        evc_chat_close(c);
-    finish_event(c);
-    leave_handler(c);
-}
-
-static void chat_on_destroy(evc_dispatcher *d, void *data)
-{
-    evc_chat *c = data;
-    (void)d;
-    /* evc_close_all closes the dispatcher with output still queued.  Release
-     * callbacks and producers may use the user's data, and on_destroy, the last
-     * callback, may free it: so they all run first. */
-    evc__outq_clear(&c->out);
-    if (!c->stillborn && c->ops->on_destroy)
-        c->ops->on_destroy(c, c->data);
-    evc__buf_free(&c->in);
-    evc__buf_free(&c->frame);
-    evc__scanner_free(&c->scanner);
-    free(c);
-}
-
-static const struct evc_dispatcher_ops chat_dispatcher_ops = {
-    .readable = chat_readable,
-    .writable = chat_writable,
-    .handle_read = chat_handle_read,
-    .handle_write = chat_handle_write,
-    .handle_connect = chat_handle_connect,
-    .handle_close = chat_handle_close,
-    .handle_error = chat_handle_error,
-    .handle_timeout = chat_handle_timeout,
-    .on_destroy = chat_on_destroy,
-};
-
-/* ------------------------------------------------------------------ */
-/* Public API                                                          */
-/* ------------------------------------------------------------------ */
-
-static const struct evc_chat_ops default_ops;
-
-evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *ops, void *data)
-{
-    /* F_GETFL both proves fd open and tells whether the dispatcher need set
-     * O_NONBLOCK (an accept4'd socket already is). */
-    int flags = fd >= 0 ? fcntl(fd, F_GETFL) : 0;
-    if (!loop || fd < -1 || flags < 0) {
-        errno = (fd >= 0 || fd < -1) ? EBADF : EINVAL;
-        return NULL;
-    }
-    evc_chat *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->ops = ops ? ops : &default_ops;
-    c->data = data;
-    c->max_frame = EVC_DEFAULT_MAX_FRAME;
-    c->low_water = EVC_DEFAULT_LOW_WATER;
-    c->high_water = EVC_DEFAULT_HIGH_WATER;
-    c->output_limit = EVC_DEFAULT_OUTPUT_LIMIT;
-    limits_changed(c);
-    evc__scanner_init(&c->scanner);
-    /* The library collects when there is no collect_incoming_data: then the
-     * frame limit caps every frame, not only delimited ones. */
-    evc__scanner_set_limit(&c->scanner, c->max_frame, !c->ops->collect_incoming_data);
-    c->disp = evc_dispatcher_new(loop, &chat_dispatcher_ops, c);
-    if (!c->disp) {
-        int saved = errno;
-        evc__scanner_free(&c->scanner);
-        free(c);
-        errno = saved;
-        return NULL;
-    }
-    evc__buf_init(&c->in, evc__registry_blocks(evc__dispatcher_entry(c->disp)));
-    if (fd >= 0) {
-        int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
-                                      : evc_dispatcher_set_socket(c->disp, fd);
-        if (rc < 0) {
-            /* The dispatcher frees the chat from the loop; the user hears nothing. */
-            c->stillborn = true;
-            evc_dispatcher_close(c->disp);
-            errno = -rc;
-            return NULL;
-        }
-    }
-    return c;
-}
-
-int evc_chat_connect(evc_chat *c, const struct sockaddr *addr, socklen_t len)
-{
-    if (!c || !addr)
-        return -EINVAL;
-    if (!user_may_continue(c))
-        return -EPIPE;
-    if (evc_dispatcher_fd(c->disp) < 0) {
-        int rc = evc_dispatcher_create_socket(c->disp, addr->sa_family, SOCK_STREAM);
-        if (rc < 0)
-            return rc;
-    }
-    return evc_dispatcher_connect(c->disp, addr, len);
-}
-
-int evc_chat_connect_addr(evc_chat *c, const char *text)
-{
-    if (!c || !text)
-        return -EINVAL;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int rc = evc_addr_parse(text, &ss, &len);
-    if (rc < 0)
-        return rc;
-    return evc_chat_connect(c, (const struct sockaddr *)&ss, len);
-}
 
 int evc_chat_set_terminator(evc_chat *c, const char *term)
 {
@@ -612,31 +402,16 @@ void evc_chat_discard_buffers(evc_chat *c)
     evc__scanner_reset(&c->scanner);
     frame_done(c);
     evc__outq_clear(&c->out);
-    c->close_queued = c->shutdown_queued = false;
-    c->producer_waiting = false;
-    c->throttled = false;
-    c->input_held = false;
-    c->drain_armed = c->low_water_armed = false;   /* dropped, not written */
+    /* The queued close went with the queue; a chat already lingering stays so. */
+    if (c->state == CHAT_CLOSING || c->state == CHAT_SHUTTING)
+        c->state = CHAT_OPEN;
+    clear_flag(c, CHAT_PRODUCER_WAITING | CHAT_THROTTLED | CHAT_INPUT_HELD);
+    clear_flag(c, CHAT_DRAIN_ARMED | CHAT_LOW_WATER_ARMED);   /* dropped, not written */
     /* Reading may have been paused for the output just dropped, with write
      * interest armed on a full socket: nothing would wake the chat again.
      * Inside its own handlers the dispatcher re-asks on the way out. */
     if (c->dispatching == 0)
         evc_dispatcher_update(c->disp);
-}
-
-void evc_chat_close(evc_chat *c)
-{
-    if (!c || !user_may_continue(c))
-        return;
-    /* Closed first: release callbacks and producers' on_destroy, run by the
-     * clear, see a closed chat and cannot queue anything more. */
-    evc_dispatcher_close(c->disp);
-    evc__outq_clear(&c->out);
-}
-
-bool evc_chat_closed(const evc_chat *c)
-{
-    return !user_may_continue(c);
 }
 
 const char *evc_chat_incoming(evc_chat *c, size_t *len)
@@ -665,7 +440,7 @@ int evc_chat_collect(evc_chat *c, const char *p, size_t n)
 const char *evc_chat_peek(evc_chat *c, size_t *len)
 {
     const char *head = evc__buf_head(&c->in);
-    *len = c->input_discarded ? 0 : c->in.len;
+    *len = input_discarding(c) ? 0 : c->in.len;
     if (*len && c->in_next) {   /* inside a batch of lines: after the current frame */
         *len -= (size_t)(c->in_next - head);
         head = c->in_next;
@@ -675,20 +450,20 @@ const char *evc_chat_peek(evc_chat *c, size_t *len)
 
 void evc_chat_pause_reading(evc_chat *c)
 {
-    if (!c || c->reading_paused)
+    if (!c || has_flag(c, CHAT_READING_PAUSED))
         return;
-    c->reading_paused = true;
+    pause_delivery(c, CHAT_READING_PAUSED);
     if (c->dispatching == 0 && user_may_continue(c))
         evc_dispatcher_update(c->disp);
 }
 
 void evc_chat_resume_reading(evc_chat *c)
 {
-    if (!c || !c->reading_paused)
+    if (!c || !has_flag(c, CHAT_READING_PAUSED))
         return;
-    c->reading_paused = false;
+    clear_flag(c, CHAT_READING_PAUSED);
     /* Frames already read go first: handle_write delivers them before the
-     * socket is read again (chat_readable is false while input_held). */
+     * socket is read again (chat_readable is false while frames are held). */
     input_became_deliverable(c);
     if (c->dispatching == 0 && user_may_continue(c))
         evc_dispatcher_update(c->disp);
@@ -703,28 +478,4 @@ void evc_chat_set_max_frame(evc_chat *c, size_t max)
 {
     c->max_frame = max;
     evc__scanner_set_limit(&c->scanner, max, !c->ops->collect_incoming_data);
-}
-
-void evc_chat_set_timeout(evc_chat *c, double seconds)
-{
-    evc_dispatcher_set_timeout(c->disp, seconds);
-}
-
-int evc_chat_peer_address(const evc_chat *c, struct sockaddr_storage *ss, socklen_t *len)
-{
-    int fd = evc_dispatcher_fd(c->disp);
-    if (fd < 0)
-        return -ENOTCONN;
-    *len = sizeof *ss;
-    return getpeername(fd, (struct sockaddr *)ss, len) < 0 ? -errno : 0;
-}
-
-evc_dispatcher *evc_chat_dispatcher(evc_chat *c)
-{
-    return c->disp;
-}
-
-void *evc_chat_data(const evc_chat *c)
-{
-    return c->data;
 }

@@ -1,8 +1,11 @@
 /*
- * What the two halves of the chat share: the chat's state, the re-check after
- * user code, and the calls one half makes into the other.  chat.c has the
- * input side and the lifetime (read -> scan -> callbacks); chat_output.c has
- * the push FIFO and the writing (push -> queue -> writev).  Never installed.
+ * What the parts of the chat share: the chat's state, the re-check after user
+ * code, and the calls one part makes into another.  chat.c has the input side
+ * (read -> scan -> callbacks); chat_output.c the push FIFO and the writing
+ * (push -> queue -> writev); chat_lifetime.c the lifetime (new, connect,
+ * close) and the dispatcher's callbacks, which route each event to the two
+ * sides.  chat_forward.c and chat_push_framed.c are pushes built on these.
+ * Never installed.
  */
 #ifndef EVC_CHAT_INTERNAL_H
 #define EVC_CHAT_INTERNAL_H
@@ -10,6 +13,56 @@
 #include "internal.h"
 
 #include <errno.h>
+
+/*
+ * The chat's lifetime (evc_chat(3), LIFETIME).  New, connecting and closed are
+ * told apart by the dispatcher (its head's fd, `connecting` and `closed`, which
+ * stays the one closed of both layers): a new or connecting chat is CHAT_OPEN
+ * here.  Between them a chat goes one way through these, each allowing less
+ * than the one before (only evc_chat_discard_buffers, dropping the queued
+ * close, goes back from CLOSING or SHUTTING to OPEN):
+ */
+typedef enum chat_state {
+    CHAT_OPEN = 0,      /* pushes are queued; reading and delivery as `input` says */
+    CHAT_CLOSING,       /* close_when_done queued: pushes fail; closes once the queue is written */
+    CHAT_SHUTTING,      /* shutdown_when_done queued: pushes fail; lingers once it is written */
+    CHAT_LINGERING,     /* our FIN is sent: read and drop until the peer's EOF or the linger time */
+    CHAT_STILLBORN      /* the constructor failed: closed, and no user callback ever */
+} chat_state;
+
+/*
+ * The input's own states.  The peer's EOF and a framing error come whenever the
+ * peer sends them, whatever the chat's state (a close may be queued or not),
+ * so they are a second state rather than steps of the first.  Both ends of the
+ * input can be reached, in either order.
+ */
+typedef enum chat_input {
+    INPUT_OPEN = 0,           /* read, framed and delivered */
+    INPUT_DISCARDING,         /* after a framing error: read and dropped */
+    INPUT_ENDED,              /* the peer's EOF was read: nothing more is read; frames already
+                               * read are delivered */
+    INPUT_ENDED_DISCARDING    /* both: nothing more is read and nothing is delivered */
+} chat_input;
+
+/*
+ * Conditions that come and go while the chat is open and hold in any
+ * combination with each other and with either state, which is why they are
+ * bits of one word (`flags`) and not states.
+ */
+enum {
+    CHAT_THROTTLED = 1u << 0,         /* output above the high-water mark: no reads, no frames
+                                       * (except at EOF) until it falls to the low mark */
+    CHAT_INPUT_HELD = 1u << 1,        /* frames left in `in` when delivery stopped, delivered
+                                       * once it may go on (before anything more is read) */
+    CHAT_READING_PAUSED = 1u << 2,    /* evc_chat_pause_reading: no frames, no reads */
+    CHAT_PRODUCER_WAITING = 1u << 3,  /* a producer answered EVC_NOT_YET */
+    /* Output events due, run at the top of a handler (evc__chat_settle_output): */
+    CHAT_DRAIN_ARMED = 1u << 4,       /* output was queued since handle_drained last ran */
+    CHAT_LOW_WATER_ARMED = 1u << 5,   /* the high-water mark was crossed since handle_low_water */
+    /* A failed write (write_err) is recorded whenever a flush meets it, in any
+     * state, and reported once, at the top of a handler: */
+    CHAT_WRITE_ERR_SEEN = 1u << 6     /* handle_close/handle_error has heard of write_err */
+};
 
 struct evc_chat {
     /* What every frame and every push touches comes first, so that it shares
@@ -34,28 +87,16 @@ struct evc_chat {
     int collect_error;      /* evc_chat_collect failed inside the collector: act on it */
     const char *in_next;    /* during a batch of whole lines: the first byte of `in` not yet
                              * delivered (the batch consumes once, at its end); else NULL */
-    bool reading_paused;    /* evc_chat_pause_reading: no frames, no reads */
-    bool input_discarded;   /* after a framing error: input is read and dropped */
 
     size_t low_water, high_water, output_limit;
 
-    bool throttled;         /* reading paused: output above the high-water mark */
-    bool input_held;        /* frames left in `in` when the mark was crossed, delivered
-                             * once the queue drains (before anything more is read) */
-    bool producer_waiting;  /* a producer answered EVC_NOT_YET */
+    chat_state state;       /* how far the chat is on its way to the close */
+    chat_input input;       /* what becomes of the bytes the peer sends */
+    unsigned flags;         /* CHAT_* conditions, independent of the states and of each other */
     unsigned resumes;       /* evc_chat_resume calls, to notice one made during a fill */
-    bool close_queued;      /* close_when_done was called */
-    bool eof;               /* the peer closed its side: read no more */
-    bool stillborn;         /* constructor failed: no user callbacks, ever */
-
-    /* Output events, acted on at the top of a handler (evc__chat_settle_output),
-     * never from inside a flush. */
-    int write_err;          /* a write failed (EVC_IO_GONE or -errno): output is dead */
-    bool write_err_seen;    /* ...and handle_close/handle_error has heard of it */
-    bool drain_armed;       /* output was queued since handle_drained last ran */
-    bool low_water_armed;   /* the high-water mark was crossed since handle_low_water */
-    bool shutdown_queued;   /* the queued close is evc_chat_shutdown_when_done's */
-    bool lingering;         /* shut down for writing: reading and discarding until EOF */
+    /* A write failed (EVC_IO_GONE or -errno): output is dead.  Recorded inside
+     * the flush, acted on at the top of a handler (evc__chat_settle_output). */
+    int write_err;
     double linger;          /* evc_chat_shutdown_when_done's bound, in seconds */
 };
 
@@ -93,20 +134,82 @@ static inline void leave_handler(evc_chat *c)
         evc__outq_set_append_limit(&c->out, 0);
 }
 
+static inline bool has_flag(const evc_chat *c, unsigned flag)
+{
+    return (c->flags & flag) != 0;
+}
+
+static inline void set_flag(evc_chat *c, unsigned flag)
+{
+    c->flags |= flag;
+}
+
+static inline void clear_flag(evc_chat *c, unsigned flag)
+{
+    c->flags &= ~flag;
+}
+
+/* The peer's EOF was read: nothing more is read (except while lingering). */
+static inline bool input_ended(const evc_chat *c)
+{
+    return c->input == INPUT_ENDED || c->input == INPUT_ENDED_DISCARDING;
+}
+
+/* A framing error happened: input is read (until EOF) and dropped. */
+static inline bool input_discarding(const evc_chat *c)
+{
+    return c->input == INPUT_DISCARDING || c->input == INPUT_ENDED_DISCARDING;
+}
+
+/* close_when_done or shutdown_when_done was called (and may have been reached). */
+static inline bool close_queued(const evc_chat *c)
+{
+    return c->state != CHAT_OPEN;
+}
+
+/* Delivery stops at the high-water mark, except at EOF: the peer sends no more,
+ * and what it sent before closing is answered; and while the user paused reading. */
+static inline bool delivery_paused(const evc_chat *c)
+{
+    if (EVC_LIKELY(!has_flag(c, CHAT_THROTTLED | CHAT_READING_PAUSED)))
+        return false;
+    return has_flag(c, CHAT_READING_PAUSED) || !input_ended(c);
+}
+
+/* A condition that pauses delivery set while frames may be being delivered: a
+ * batch of lines (evc__scan_lines) ends after the frame at hand, and the
+ * delivery loop then sees the pause. */
+static inline void pause_delivery(evc_chat *c, unsigned flag)
+{
+    set_flag(c, flag);
+    evc__scan_lines_stop(&c->scanner);
+}
+
 /* Pushes made outside this chat's own handlers are written before the loop sleeps. */
 static inline void output_added(evc_chat *c)
 {
-    c->drain_armed = true;
+    set_flag(c, CHAT_DRAIN_ARMED);
     if (c->high_water && evc__outq_bytes(&c->out) > c->high_water)
-        c->throttled = c->low_water_armed = true;
+        pause_delivery(c, CHAT_THROTTLED | CHAT_LOW_WATER_ARMED);
     if (c->dispatching == 0 && user_may_continue(c))
         evc__dispatcher_schedule_write(c->disp);
 }
 
-/* handle_error, or close when it is NULL. */
-void evc__chat_report_error(evc_chat *c, int err);
+/* chat.c, the input side: */
+/* One readable event: read what the kernel has, deliver frames, or (lingering)
+ * read and drop until the peer's EOF. */
+void evc__chat_read(evc_chat *c);
+/* Delivers frames held at the high-water mark or by a pause once delivery may
+ * go on, writing after each batch. */
+void evc__chat_deliver_held(evc_chat *c);
 /* The peer closed: held bytes delivered, then handle_close (or its default). */
 void evc__chat_peer_closed(evc_chat *c);
+
+/* chat_lifetime.c: */
+/* handle_error, or close when it is NULL. */
+void evc__chat_report_error(evc_chat *c, int err);
+
+/* chat_output.c, the output side: */
 /* Writes what the kernel takes now, unless closed, unconnected or connecting.  A
  * failed write is only recorded (write_err); evc__chat_settle_output acts on it. */
 void evc__chat_flush(evc_chat *c);
@@ -117,11 +220,5 @@ void evc__chat_settle_output(evc_chat *c);
 /* The peer closed while the chat lingers after evc_chat_shutdown_when_done, or
  * the linger time is up: close. */
 void evc__chat_linger_done(evc_chat *c);
-/* Delivery stops at the high-water mark, except at EOF: the peer sends no more,
- * and what it sent before closing is answered; and while the user paused reading. */
-static inline bool delivery_paused(const evc_chat *c)
-{
-    return (c->throttled && !c->eof) || c->reading_paused;
-}
 
 #endif /* EVC_CHAT_INTERNAL_H */

@@ -44,9 +44,9 @@ static void start_lingering(evc_chat *c)
         evc_chat_close(c);
         return;
     }
-    c->lingering = true;
-    c->input_held = false;   /* frames not delivered yet never will be */
-    c->throttled = false;
+    c->state = CHAT_LINGERING;
+    clear_flag(c, CHAT_INPUT_HELD);   /* frames not delivered yet never will be */
+    clear_flag(c, CHAT_THROTTLED);
     evc__buf_clear(&c->in);
     evc__dispatcher_set_deadline(c->disp, c->linger);
 }
@@ -82,11 +82,14 @@ static bool write_queue(evc_chat *c)
         case EVC_OUTQ_NOT_YET:
             /* A producer that called evc_chat_resume from inside its own more()
              * has more after all: stay writable and ask it again next pass. */
-            c->producer_waiting = (resumes == c->resumes);
+            if (resumes == c->resumes)
+                set_flag(c, CHAT_PRODUCER_WAITING);
+            else
+                clear_flag(c, CHAT_PRODUCER_WAITING);
             return true;
         case EVC_OUTQ_CLOSE:
             evc__outq_pop_close(&c->out);
-            if (c->shutdown_queued)
+            if (c->state == CHAT_SHUTTING)
                 start_lingering(c);
             else
                 evc_chat_close(c);
@@ -114,12 +117,13 @@ static bool write_queue(evc_chat *c)
 void evc__chat_flush(evc_chat *c)
 {
     const evc_dispatcher_head *h = evc__dispatcher_head(c->disp);
-    if (!user_may_continue(c) || h->fd < 0 || h->connecting || c->write_err || c->lingering)
+    if (!user_may_continue(c) || h->fd < 0 || h->connecting || c->write_err ||
+        c->state == CHAT_LINGERING)
         return;
     if (!write_queue(c))
         return;
-    if (c->throttled && evc__outq_bytes(&c->out) <= c->low_water)
-        c->throttled = false;
+    if (has_flag(c, CHAT_THROTTLED) && evc__outq_bytes(&c->out) <= c->low_water)
+        clear_flag(c, CHAT_THROTTLED);
 }
 
 /* A recorded write failure reaches the user: held frames and handle_close when
@@ -129,9 +133,9 @@ void evc__chat_flush(evc_chat *c)
  * handle_close that keeps the chat open would leave it open for ever. */
 static void settle_write_failure(evc_chat *c)
 {
-    c->write_err_seen = true;
-    c->throttled = false;
-    if (c->write_err == EVC_IO_GONE && c->eof) {
+    set_flag(c, CHAT_WRITE_ERR_SEEN);
+    clear_flag(c, CHAT_THROTTLED);
+    if (c->write_err == EVC_IO_GONE && input_ended(c)) {
         /* handle_close already heard of the peer's close; now nothing can be
          * written either, so nothing more can happen on this chat. */
         evc_chat_close(c);
@@ -141,16 +145,16 @@ static void settle_write_failure(evc_chat *c)
         evc__chat_peer_closed(c);
     else
         evc__chat_report_error(c, c->write_err);
-    if (user_may_continue(c) && c->close_queued)
+    if (user_may_continue(c) && close_queued(c))
         evc_chat_close(c);
 }
 
 /* handle_low_water, once the queue fell back to the low mark after crossing the high one. */
 static void run_low_water(evc_chat *c)
 {
-    if (!c->low_water_armed || c->throttled)
+    if (!has_flag(c, CHAT_LOW_WATER_ARMED) || has_flag(c, CHAT_THROTTLED))
         return;
-    c->low_water_armed = false;
+    clear_flag(c, CHAT_LOW_WATER_ARMED);
     if (!c->ops->handle_low_water)
         return;
     c->ops->handle_low_water(c, c->data);
@@ -160,30 +164,31 @@ static void run_low_water(evc_chat *c)
 /* handle_drained, once per queue emptied by writing. */
 static void run_drained(evc_chat *c)
 {
-    if (!c->drain_armed || !evc__outq_empty(&c->out))
+    if (!has_flag(c, CHAT_DRAIN_ARMED) || !evc__outq_empty(&c->out))
         return;
-    c->drain_armed = false;
+    clear_flag(c, CHAT_DRAIN_ARMED);
     if (!c->ops->handle_drained)
         return;
     c->ops->handle_drained(c, c->data);
     evc__chat_flush(c);
     /* What it pushed went out at once: come back for the next part on the
      * loop's next pass rather than loop here, so one chat cannot starve the rest. */
-    if (user_may_continue(c) && c->drain_armed && evc__outq_empty(&c->out) && !c->write_err)
+    if (user_may_continue(c) && has_flag(c, CHAT_DRAIN_ARMED) && evc__outq_empty(&c->out) &&
+        !c->write_err)
         evc__dispatcher_schedule_write(c->disp);
 }
 
 void evc__chat_settle_output(evc_chat *c)
 {
     /* Lingering, the chat is handed off: no callback but on_destroy. */
-    if (!user_may_continue(c) || c->lingering)
+    if (!user_may_continue(c) || c->state == CHAT_LINGERING)
         return;
     if (!c->write_err)
         run_low_water(c);
     if (user_may_continue(c) && !c->write_err)
         run_drained(c);
     /* Last, so that a write the callbacks above made and that failed is acted on too. */
-    if (user_may_continue(c) && c->write_err && !c->write_err_seen)
+    if (user_may_continue(c) && c->write_err && !has_flag(c, CHAT_WRITE_ERR_SEEN))
         settle_write_failure(c);
 }
 
@@ -195,7 +200,7 @@ void evc__chat_linger_done(evc_chat *c)
 /* The checks every push makes before queueing len more bytes. */
 static inline int push_allowed(const evc_chat *c, size_t len)
 {
-    if (!user_may_continue(c) || c->close_queued || c->write_err)
+    if (!user_may_continue(c) || close_queued(c) || c->write_err)
         return -EPIPE;
     if (c->output_limit && (len > c->output_limit || evc__outq_bytes(&c->out) > c->output_limit - len))
         return -ENOBUFS;
@@ -292,14 +297,15 @@ int evc_chat_push_with_producer(evc_chat *c, evc_producer *p)
     return rc;
 }
 
-/* Queues the close marker; 0, or -ENOMEM after closing now (which beats never closing). */
-static int queue_close(evc_chat *c)
+/* Queues the close marker and enters `state` (CHAT_CLOSING or CHAT_SHUTTING);
+ * 0, or -ENOMEM after closing now (which beats never closing). */
+static int queue_close(evc_chat *c, chat_state state)
 {
     if (evc__outq_push_close(&c->out) < 0) {
         evc_chat_close(c);
         return -ENOMEM;
     }
-    c->close_queued = true;
+    c->state = state;
     if (c->write_err) {
         /* Nothing can be written any more: the marker is never reached. */
         evc_chat_close(c);
@@ -311,20 +317,19 @@ static int queue_close(evc_chat *c)
 
 void evc_chat_close_when_done(evc_chat *c)
 {
-    if (!c || !user_may_continue(c) || c->close_queued)
+    if (!c || !user_may_continue(c) || close_queued(c))
         return;
-    queue_close(c);
+    queue_close(c, CHAT_CLOSING);
 }
 
 int evc_chat_shutdown_when_done(evc_chat *c, double linger_seconds)
 {
     if (!c || !(linger_seconds > 0))
         return -EINVAL;
-    if (!user_may_continue(c) || c->close_queued)
+    if (!user_may_continue(c) || close_queued(c))
         return -EPIPE;
-    c->shutdown_queued = true;
     c->linger = linger_seconds;
-    return queue_close(c);
+    return queue_close(c, CHAT_SHUTTING);
 }
 
 void evc_chat_resume(evc_chat *c)
@@ -332,9 +337,9 @@ void evc_chat_resume(evc_chat *c)
     if (!c || !user_may_continue(c))
         return;
     c->resumes++;
-    if (!c->producer_waiting)
+    if (!has_flag(c, CHAT_PRODUCER_WAITING))
         return;
-    c->producer_waiting = false;
+    clear_flag(c, CHAT_PRODUCER_WAITING);
     if (c->dispatching == 0)
         evc__dispatcher_schedule_write(c->disp);
 }
@@ -346,11 +351,12 @@ int evc_chat_set_watermarks(evc_chat *c, size_t low, size_t high)
     c->low_water = low;
     c->high_water = high;
     limits_changed(c);
-    c->throttled = high && evc__outq_bytes(&c->out) > high;
-    if (c->throttled)
-        c->low_water_armed = true;
+    if (high && evc__outq_bytes(&c->out) > high)
+        pause_delivery(c, CHAT_THROTTLED | CHAT_LOW_WATER_ARMED);
+    else
+        clear_flag(c, CHAT_THROTTLED);
     /* Frames held at the old mark are delivered before the loop sleeps. */
-    if (c->input_held && !c->throttled && c->dispatching == 0)
+    if (has_flag(c, CHAT_INPUT_HELD) && !has_flag(c, CHAT_THROTTLED) && c->dispatching == 0)
         evc__dispatcher_schedule_write(c->disp);
     evc_dispatcher_update(c->disp);
     return 0;

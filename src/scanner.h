@@ -160,11 +160,18 @@ static inline bool evc__scan_lines_apply(const evc_scanner *s)
     return s->mode == EVC_SCAN_BYTE && s->frame_bytes == 0 && s->clean == 0;
 }
 
+/* The caller's delivery must stop (its reader paused): a batch of lines ends
+ * after the frame being delivered, as it does when the framing changes. */
+static inline void evc__scan_lines_stop(evc_scanner *s)
+{
+    s->in_batch = false;
+}
+
 /*
  * The line protocols' fast path: every whole frame in [in, in + len), found with
  * the line cursor and handed to deliver(ctx, frame, frame_len, consumed) in
  * place, while deliver returns true and the framing stays as it is (no setter,
- * no reset).  deliver drops `consumed` bytes from its input before it runs user
+ * no reset, no evc__scan_lines_stop).  deliver drops `consumed` bytes from its input before it runs user
  * code.  Stops before a frame over the limit (evc__scan_step reports it).  The
  * rest after the last delimiter is remembered as examined, so evc__scan_step
  * hands it out without a second look.  Returns the bytes passed over.  Only

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -562,4 +563,40 @@ char *evt_random_body(size_t n, uint32_t seed)
         b[i] = (char)('a' + (seed >> 24) % 26);
     }
     return b;
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory that ends at a PROT_NONE page                                */
+/* ------------------------------------------------------------------ */
+
+void evt_guarded_init(evt_guarded *g, size_t min_room)
+{
+    g->page = (size_t)sysconf(_SC_PAGESIZE);
+    g->room = (min_room + g->page - 1) / g->page * g->page;
+    if (g->room == 0)
+        g->room = g->page;
+    g->map = mmap(NULL, g->room + g->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                  -1, 0);
+    assert_true(g->map != MAP_FAILED);
+    assert_int_equal(mprotect(g->map + g->room, g->page, PROT_NONE), 0);
+}
+
+char *evt_guarded_end(const evt_guarded *g)
+{
+    return g->map + g->room;
+}
+
+char *evt_guarded_place(evt_guarded *g, const void *bytes, size_t n)
+{
+    assert_true(n <= g->room);
+    char *p = evt_guarded_end(g) - n;
+    if (n > 0)
+        memmove(p, bytes, n);
+    return p;
+}
+
+void evt_guarded_free(evt_guarded *g)
+{
+    munmap(g->map, g->room + g->page);
+    g->map = NULL;
 }

@@ -21,104 +21,15 @@
 #include <unistd.h>
 
 #define S(lit) (lit), (sizeof(lit) - 1)
-#define MAX_FRAMES 32
 
-typedef struct rec {
-    evc_chat *chat;
-    char cur[256];
-    size_t cur_len;
-    char all[256];
-    size_t all_len;
-    char frames[MAX_FRAMES][64];
-    int n_found, n_close, n_error, n_destroy;
-    int last_err;
-    int late_calls;
-    char at_close[256];
-    size_t at_close_len;
-} rec;
-
-static void check_alive(rec *r, evc_chat *c)
-{
-    assert_ptr_equal(c, r->chat);
-    if (r->n_destroy || evc_chat_closed(c))
-        r->late_calls++;
-}
-
-static void rec_collect(evc_chat *c, const char *p, size_t n, void *data)
-{
-    rec *r = data;
-    check_alive(r, c);
-    assert_true(r->cur_len + n < sizeof r->cur && r->all_len + n < sizeof r->all);
-    memcpy(r->cur + r->cur_len, p, n);
-    r->cur_len += n;
-    memcpy(r->all + r->all_len, p, n);
-    r->all_len += n;
-}
-
-static void rec_found(evc_chat *c, void *data)
-{
-    rec *r = data;
-    check_alive(r, c);
-    assert_true(r->n_found < MAX_FRAMES && r->cur_len < sizeof r->frames[0]);
-    memcpy(r->frames[r->n_found], r->cur, r->cur_len);
-    r->frames[r->n_found][r->cur_len] = '\0';
-    r->cur_len = 0;
-    r->n_found++;
-}
-
-static void rec_close(evc_chat *c, void *data)
-{
-    rec *r = data;
-    check_alive(r, c);
-    r->n_close++;
-    memcpy(r->at_close, r->all, r->all_len);
-    r->at_close_len = r->all_len;
-    evc_chat_close(c);
-}
-
-static void rec_error(evc_chat *c, int err, void *data)
-{
-    rec *r = data;
-    check_alive(r, c);
-    r->n_error++;
-    r->last_err = err;
-    evc_chat_close(c);
-}
-
-static void rec_destroy(evc_chat *c, void *data)
-{
-    rec *r = data;
-    assert_ptr_equal(c, r->chat);
-    r->n_destroy++;
-}
-
-static const struct evc_chat_ops rec_ops = {
-    .collect_incoming_data = rec_collect,
-    .found_terminator = rec_found,
-    .handle_close = rec_close,
-    .handle_error = rec_error,
-    .on_destroy = rec_destroy,
-};
-
-static struct ev_loop *new_loop(void)
-{
-    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(loop);
-    return loop;
-}
-
-static void finish_loop(struct ev_loop *loop)
-{
-    evt_assert_loop_empty(loop);
-    ev_loop_destroy(loop);
-}
+/* The recording chat of these tests: its own collector, handle_close and handle_error. */
+#define REC_FAULTS (EVT_REC_COLLECT | EVT_REC_CLOSE | EVT_REC_ERROR)
 
 /* A chat over one end of a loopback pair; fds[0] is the peer. */
-static evc_chat *pair_chat(rec *r, struct ev_loop *loop, int fds[2], const char *term)
+static evc_chat *pair_chat(evt_recorder *r, struct ev_loop *loop, int fds[2], const char *term)
 {
     evt_tcp_pair(fds);
-    r->chat = evc_chat_new(loop, fds[1], &rec_ops, r);
-    assert_non_null(r->chat);
+    evt_recorder_new(r, loop, fds[1], REC_FAULTS);
     assert_int_equal(evc_dispatcher_fd(evc_chat_dispatcher(r->chat)), fds[1]);
     if (term)
         assert_int_equal(evc_chat_set_terminator(r->chat, term), 0);
@@ -167,9 +78,9 @@ static int reset_wrap(void **state)
 static void test_read_eagain_and_eintr(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
-    rec r = {0};
+    evt_recorder r = {0};
     evc_chat *c = pair_chat(&r, loop, fds, "\n");
     /* Spurious wake-ups and interrupted reads change nothing. */
     evw_arm(EVW_READ, fds[1],
@@ -185,9 +96,9 @@ static void test_read_eagain_and_eintr(void **state)
     assert_false(evc_chat_closed(c));
     evc_chat_close(c);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
     assert_int_equal(r.n_destroy, 1);
-    assert_int_equal(r.late_calls, 0);
+    evt_recorder_free(&r);
 }
 
 static void test_short_reads_keep_frames(void **state)
@@ -196,9 +107,9 @@ static void test_short_reads_keep_frames(void **state)
     static const char msg[] = "one\r\ntwo\r\n\r\nthree\r\n";
     for (int step = 1; step <= 4; step++) {
         evw_reset();
-        struct ev_loop *loop = new_loop();
+        struct ev_loop *loop = evt_loop_new();
         int fds[2];
-        rec r = {0};
+        evt_recorder r = {0};
         evc_chat *c = pair_chat(&r, loop, fds, "\r\n");
         evw_step steps[EVW_MAX_STEPS];
         for (int i = 0; i < EVW_MAX_STEPS; i++)
@@ -213,17 +124,17 @@ static void test_short_reads_keep_frames(void **state)
         assert_int_equal(r.n_close + r.n_error, 0);
         evc_chat_close(c);
         close(fds[0]);
-        finish_loop(loop);
-        assert_int_equal(r.late_calls, 0);
+        evt_loop_finish(loop);
+        evt_recorder_free(&r);
     }
 }
 
 static void read_fails_case(int err, bool is_close, const char *term, const char *sent)
 {
     evw_reset();
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
-    rec r = {0};
+    evt_recorder r = {0};
     pair_chat(&r, loop, fds, term);
     /* The first read gets the bytes; the next, woken by one more byte, fails. */
     evw_arm(EVW_READ, fds[1], (evw_step[]){EVW_PASS, EVW_ERR(err)}, 2);
@@ -238,8 +149,8 @@ static void read_fails_case(int err, bool is_close, const char *term, const char
         assert_int_equal(r.n_close, 1);
         assert_int_equal(r.n_error, 0);
         /* Nothing lost: a held-back prefix was collected before handle_close. */
-        assert_int_equal(r.at_close_len, strlen(sent));
-        assert_memory_equal(r.at_close, sent, strlen(sent));
+        assert_int_equal(r.at_close.len, strlen(sent));
+        assert_memory_equal(r.at_close.p, sent, strlen(sent));
     } else {
         assert_int_equal(r.n_error, 1);
         assert_int_equal(r.last_err, -err);
@@ -248,8 +159,8 @@ static void read_fails_case(int err, bool is_close, const char *term, const char
     assert_int_equal(r.n_found, 0);
     assert_true(peer_sees_end(fds[0]));
     close(fds[0]);
-    finish_loop(loop);
-    assert_int_equal(r.late_calls, 0);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r);
 }
 
 static void test_read_reset_is_a_close(void **state)
@@ -270,9 +181,9 @@ static void test_read_error_is_an_error(void **state)
 static void test_read_fake_eof_is_a_close(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
-    rec r = {0};
+    evt_recorder r = {0};
     pair_chat(&r, loop, fds, "qqq");
     evw_arm(EVW_READ, fds[1], (evw_step[]){EVW_SHORT(6), EVW_EOF}, 2);
     evt_send_all(fds[0], S("abcqqqdefqq"));
@@ -283,18 +194,13 @@ static void test_read_fake_eof_is_a_close(void **state)
     assert_int_equal(r.n_close, 1);
     assert_int_equal(r.n_error, 0);
     close(fds[0]);
-    finish_loop(loop);
-    assert_int_equal(r.late_calls, 0);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r);
 }
 
 /* ------------------------------------------------------------------ */
 /* Writes                                                              */
 /* ------------------------------------------------------------------ */
-
-static void count_release(void *arg)
-{
-    (*(int *)arg)++;
-}
 
 /* Queues the mixed test stream; returns it (caller frees) and its length. */
 static char *push_mixed(evc_chat *c, int *released, size_t *len)
@@ -312,7 +218,7 @@ static char *push_mixed(evc_chat *c, int *released, size_t *len)
 #define ADD(p, l) (memcpy(want + n, (p), (l)), n += (l))
     assert_int_equal(evc_chat_push(c, S("copy;")), 0);
     ADD("copy;", 5);
-    assert_int_equal(evc_chat_push_ref(c, S(ref), count_release, released), 0);
+    assert_int_equal(evc_chat_push_ref(c, S(ref), evt_count_release, released), 0);
     ADD(ref, sizeof ref - 1);
     evc_producer *p = evc_simple_producer_new(S(prod), 5);
     assert_non_null(p);
@@ -338,9 +244,9 @@ static void test_short_writes_at_every_offset(void **state)
     size_t total = 0;
     for (size_t k = 1;; k++) {
         evw_reset();
-        struct ev_loop *loop = new_loop();
+        struct ev_loop *loop = evt_loop_new();
         int fds[2];
-        rec r = {0};
+        evt_recorder r = {0};
         evc_chat *c = pair_chat(&r, loop, fds, NULL);
         /* The kernel takes k bytes, is interrupted, takes 1, is full once, then
          * takes a few more: at least two bytes are left after the first step. */
@@ -364,7 +270,8 @@ static void test_short_writes_at_every_offset(void **state)
         assert_int_equal(r.n_close + r.n_error, 0);
         free(want);
         close(fds[0]);
-        finish_loop(loop);
+        evt_loop_finish(loop);
+        evt_recorder_free(&r);
         if (k + 2 >= total)   /* the last k that leaves two bytes after it */
             break;
     }
@@ -374,9 +281,9 @@ static void test_short_writes_at_every_offset(void **state)
 static void test_write_eagain_arms_write_interest(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
-    rec r = {0};
+    evt_recorder r = {0};
     evc_chat *c = pair_chat(&r, loop, fds, NULL);
     evw_fail(EVW_SENDMSG, fds[1], EAGAIN, 3);
     assert_int_equal(evc_chat_push_str(c, "eventually"), 0);
@@ -394,19 +301,20 @@ static void test_write_eagain_arms_write_interest(void **state)
     assert_int_equal(evw_count(EVW_SENDMSG), calls);
     evc_chat_close(c);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r);
 }
 
 static void write_fails_case(int err, bool is_close)
 {
     evw_reset();
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
-    rec r = {0};
+    evt_recorder r = {0};
     evc_chat *c = pair_chat(&r, loop, fds, NULL);
     evw_fail(EVW_SENDMSG, fds[1], err, 1);
     int released = 0;
-    assert_int_equal(evc_chat_push_ref(c, S("lost"), count_release, &released), 0);
+    assert_int_equal(evc_chat_push_ref(c, S("lost"), evt_count_release, &released), 0);
     assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
     if (is_close) {
         assert_int_equal(r.n_close, 1);
@@ -419,8 +327,8 @@ static void write_fails_case(int err, bool is_close)
     assert_int_equal(released, 1);
     assert_true(peer_sees_end(fds[0]));
     close(fds[0]);
-    finish_loop(loop);
-    assert_int_equal(r.late_calls, 0);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r);
 }
 
 static void test_write_peer_gone_is_a_close(void **state)
@@ -441,12 +349,11 @@ static void test_write_error_is_an_error(void **state)
 static void test_pipe_writes_short_and_eagain(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int p[2];
     assert_int_equal(pipe(p), 0);
-    rec r = {0};
-    r.chat = evc_chat_new(loop, p[1], &rec_ops, &r);
-    assert_non_null(r.chat);
+    evt_recorder r = {0};
+    evt_recorder_new(&r, loop, p[1], REC_FAULTS);
     evw_arm(EVW_WRITEV, p[1],
             (evw_step[]){EVW_SHORT(3), EVW_ERR(EAGAIN), EVW_ERR(EINTR), EVW_SHORT(1)}, 4);
     int released = 0;
@@ -468,16 +375,16 @@ static void test_pipe_writes_short_and_eagain(void **state)
     free(got);
     free(want);
     close(p[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r);
 }
 
 static void test_connect_failing_at_once_calls_nothing(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
-    rec r = {0};
-    r.chat = evc_chat_new(loop, -1, &rec_ops, &r);
-    assert_non_null(r.chat);
+    struct ev_loop *loop = evt_loop_new();
+    evt_recorder r = {0};
+    evt_recorder_new(&r, loop, -1, REC_FAULTS);
     struct sockaddr_storage ss;
     socklen_t len;
     assert_int_equal(evc_addr_parse("127.0.0.1:9", &ss, &len), 0);
@@ -486,7 +393,8 @@ static void test_connect_failing_at_once_calls_nothing(void **state)
     evt_run_for(loop, 0.02);
     assert_int_equal(r.n_close + r.n_error, 0);
     evc_chat_close(r.chat);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r);
     assert_int_equal(r.n_destroy, 1);
 }
 

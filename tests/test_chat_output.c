@@ -28,26 +28,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static struct ev_loop *new_loop(void)
-{
-    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(loop);
-    return loop;
-}
-
-static void finish_loop(struct ev_loop *loop)
-{
-    evt_assert_loop_empty(loop);
-    ev_loop_destroy(loop);
-}
-
-static void set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    assert_true(fl >= 0);
-    assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
-}
-
 /* Reads everything the chat writes to the peer socket, while started. */
 typedef struct sink {
     ev_io io;
@@ -83,21 +63,16 @@ static void sink_init(sink *s, int fd)
 {
     memset(s, 0, sizeof *s);
     s->fd = fd;
-    set_nonblock(fd);
+    evt_set_nonblock(fd);
     ev_io_init(&s->io, sink_cb, fd, EV_READ);
     s->io.data = s;
 }
 
-/* What the chats of these tests record. */
-typedef struct orec orec;
-struct orec {
-    evc_chat *chat;
-    struct ev_loop *loop;
-    int n_found, n_close, n_error, n_destroy, n_drained, n_low_water, n_connect;
-    int last_err;
-    bool in_found;            /* found_terminator is on the stack */
-    int callbacks_in_found;   /* drained/low-water/close callbacks made from inside it */
-    bool keep_open;           /* handle_close does not close */
+/* A recording chat (tests/support.h) with what these tests add: replies pushed
+ * from found_terminator, parts sent from handle_drained, a half-close with linger.
+ * The recorder comes first, so the hooks find the rest from it. */
+typedef struct orec {
+    evt_recorder rec;
     size_t pending_at_low_water;
     size_t part_size;         /* handle_drained pushes parts of this size ... */
     int parts, parts_sent;    /* ... until `parts` were sent, then close_when_done */
@@ -107,14 +82,14 @@ struct orec {
     size_t close_push;        /* handle_close pushes this many bytes */
     int push_refused;         /* found_terminator's pushes that answered -EPIPE */
     int found_after_close;    /* frames delivered after handle_close */
-};
+} orec;
 
-static void o_found(evc_chat *c, void *data)
+static void o_frame(evt_recorder *rec, const char *frame, size_t len)
 {
-    orec *r = data;
-    r->n_found++;
-    r->in_found = true;
-    if (r->n_close > 0)
+    orec *r = (orec *)rec;
+    evc_chat *c = rec->chat;
+    (void)frame, (void)len;
+    if (rec->n_close > 0)
         r->found_after_close++;
     if (r->on_found_push) {
         char *big = malloc(r->on_found_push);
@@ -135,59 +110,28 @@ static void o_found(evc_chat *c, void *data)
         r->parts_sent = 1;
         free(part);
     }
-    if (r->linger > 0 && r->n_found == 1) {
+    if (r->linger > 0 && rec->n_found == 1) {
         assert_int_equal(evc_chat_push_str(c, "413 too large\r\n"), 0);
         assert_int_equal(evc_chat_shutdown_when_done(c, r->linger), 0);
         r->push_after_shutdown = evc_chat_push_str(c, "more");
     }
-    r->in_found = false;
 }
 
-static void o_close(evc_chat *c, void *data)
+static void o_close(evt_recorder *rec)
 {
-    orec *r = data;
-    r->n_close++;
-    if (r->in_found)
-        r->callbacks_in_found++;
+    orec *r = (orec *)rec;
     if (r->close_push) {
         char *buf = calloc(1, r->close_push);
         assert_non_null(buf);
-        evc_chat_push(c, buf, r->close_push);
+        evc_chat_push(rec->chat, buf, r->close_push);
         free(buf);
     }
-    if (!r->keep_open)
-        evc_chat_close(c);
 }
 
-static void o_error(evc_chat *c, int err, void *data)
+static void o_drained(evt_recorder *rec)
 {
-    orec *r = data;
-    r->n_error++;
-    r->last_err = err;
-    evc_chat_close(c);
-}
-
-static void o_connect(evc_chat *c, void *data)
-{
-    orec *r = data;
-    (void)c;
-    r->n_connect++;
-}
-
-static void o_destroy(evc_chat *c, void *data)
-{
-    orec *r = data;
-    (void)c;
-    r->n_destroy++;
-}
-
-static void o_drained(evc_chat *c, void *data)
-{
-    orec *r = data;
-    r->n_drained++;
-    if (r->in_found)
-        r->callbacks_in_found++;
-    assert_int_equal(evc_chat_output_pending(c), 0);
+    orec *r = (orec *)rec;
+    evc_chat *c = rec->chat;
     if (!r->part_size)
         return;
     if (r->parts_sent == r->parts) {
@@ -202,32 +146,21 @@ static void o_drained(evc_chat *c, void *data)
     free(part);
 }
 
-static void o_low_water(evc_chat *c, void *data)
+static void o_low_water(evt_recorder *rec)
 {
-    orec *r = data;
-    r->n_low_water++;
-    if (r->in_found)
-        r->callbacks_in_found++;
-    r->pending_at_low_water = evc_chat_output_pending(c);
+    ((orec *)rec)->pending_at_low_water = evc_chat_output_pending(rec->chat);
 }
-
-static const struct evc_chat_ops o_ops = {
-    .found_terminator = o_found,
-    .handle_connect = o_connect,
-    .handle_close = o_close,
-    .handle_error = o_error,
-    .on_destroy = o_destroy,
-    .handle_drained = o_drained,
-    .handle_low_water = o_low_water,
-};
 
 static evc_chat *o_new(orec *r, struct ev_loop *loop, int fd)
 {
-    r->loop = loop;
-    r->chat = evc_chat_new(loop, fd, &o_ops, r);
-    assert_non_null(r->chat);
-    assert_int_equal(evc_chat_set_terminator(r->chat, "\n"), 0);
-    return r->chat;
+    r->rec.on_frame = o_frame;
+    r->rec.on_close = o_close;
+    r->rec.on_drained = o_drained;
+    r->rec.on_low_water = o_low_water;
+    evc_chat *c = evt_recorder_new(&r->rec, loop, fd,
+                                   EVT_REC_CLOSE | EVT_REC_ERROR | EVT_REC_CONNECT | EVT_REC_DRAINED);
+    assert_int_equal(evc_chat_set_terminator(c, "\n"), 0);
+    return c;
 }
 
 /* ------------------------------------------------------------------ */
@@ -283,7 +216,7 @@ static const struct evc_producer_ops watcher_ops = {
 static void test_producer_more_runs_at_head(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {0};
@@ -319,8 +252,9 @@ static void test_producer_more_runs_at_head(void **state)
     evc_chat_close(c);
     ev_io_stop(loop, &peer.io);
     close(fds[0]);
-    finish_loop(loop);
-    assert_int_equal(r.n_destroy, 1);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
+    assert_int_equal(r.rec.n_destroy, 1);
     free(bytes);
     evt_bytes_free(&peer.got);
 }
@@ -337,7 +271,7 @@ static void resume_later(struct ev_loop *loop, ev_timer *t, int revents)
 static void test_producer_resumes_through_its_chat(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {0};
@@ -367,7 +301,8 @@ static void test_producer_resumes_through_its_chat(void **state)
     evc_chat_close(c);
     ev_io_stop(loop, &peer.io);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
     evt_bytes_free(&peer.got);
 }
 
@@ -380,7 +315,7 @@ static void test_producer_resumes_through_its_chat(void **state)
 static void test_drained_sends_the_next_part(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.part_size = 200 * 1024, .parts = 5};
@@ -391,19 +326,20 @@ static void test_drained_sends_the_next_part(void **state)
 
     evt_send_all(fds[0], S("go\n"));
     assert_true(evt_run_until(loop, &peer.eof, 10.0));
-    assert_int_equal(r.n_found, 1);
+    assert_int_equal(r.rec.n_found, 1);
     assert_int_equal(r.parts_sent, 5);
     /* One call after each part; the last one queued the close. */
-    assert_int_equal(r.n_drained, 5);
-    assert_int_equal(r.callbacks_in_found, 0);
+    assert_int_equal(r.rec.n_drained, 5);
+    assert_int_equal(r.rec.callbacks_in_found, 0);
     assert_int_equal(peer.got.len, 5 * r.part_size);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(peer.got.p[(size_t)i * r.part_size], 'a' + i);
         assert_int_equal(peer.got.p[(size_t)(i + 1) * r.part_size - 1], 'a' + i);
     }
     close(fds[0]);
-    finish_loop(loop);
-    assert_int_equal(r.n_destroy, 1);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
+    assert_int_equal(r.rec.n_destroy, 1);
     evt_bytes_free(&peer.got);
 }
 
@@ -412,33 +348,34 @@ static void test_drained_sends_the_next_part(void **state)
 static void test_drained_once_per_emptied_queue(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.on_found_push = 10};
     evc_chat *c = o_new(&r, loop, fds[1]);
 
     evt_send_all(fds[0], S("a\nb\nc\n"));
-    assert_true(evt_run_until_count(loop, &r.n_drained, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_drained, 1, 5.0));
     evt_run_for(loop, 0.05);
-    assert_int_equal(r.n_found, 3);
-    assert_int_equal(r.n_drained, 1);
-    assert_int_equal(r.callbacks_in_found, 0);
-    assert_int_equal(r.n_low_water, 0);   /* the high-water mark was never crossed */
+    assert_int_equal(r.rec.n_found, 3);
+    assert_int_equal(r.rec.n_drained, 1);
+    assert_int_equal(r.rec.callbacks_in_found, 0);
+    assert_int_equal(r.rec.n_low_water, 0);   /* the high-water mark was never crossed */
 
     /* Discarded output does not "drain". */
     assert_int_equal(evc_chat_push_str(c, "dropped"), 0);
     evc_chat_discard_buffers(c);
     evt_run_for(loop, 0.05);
-    assert_int_equal(r.n_drained, 1);
+    assert_int_equal(r.rec.n_drained, 1);
 
     /* A push from outside the chat's callbacks drains before the loop sleeps. */
     assert_int_equal(evc_chat_push_str(c, "later"), 0);
-    assert_true(evt_run_until_count(loop, &r.n_drained, 2, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_drained, 2, 5.0));
 
     evc_chat_close(c);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 static void start_sink(struct ev_loop *loop, ev_timer *t, int revents)
@@ -453,7 +390,7 @@ static void start_sink(struct ev_loop *loop, ev_timer *t, int revents)
 static void test_low_water_after_high(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.on_found_push = 4 << 20};
@@ -463,27 +400,28 @@ static void test_low_water_after_high(void **state)
     sink_init(&peer, fds[0]);
 
     evt_send_all(fds[0], S("big\n"));
-    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_found, 1, 5.0));
     evt_run_for(loop, 0.05);
-    assert_int_equal(r.n_low_water, 0);
+    assert_int_equal(r.rec.n_low_water, 0);
     assert_true(evc_chat_output_pending(c) > 65536);
 
     ev_timer t;
     ev_timer_init(&t, start_sink, 0.001, 0.);
     t.data = &peer;
     ev_timer_start(loop, &t);
-    assert_true(evt_run_until_count(loop, &r.n_low_water, 1, 10.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_low_water, 1, 10.0));
     assert_true(r.pending_at_low_water <= 4096);
-    assert_int_equal(r.callbacks_in_found, 0);
+    assert_int_equal(r.rec.callbacks_in_found, 0);
     for (int i = 0; i < 1000 && peer.got.len < r.on_found_push; i++)
         evt_run_for(loop, 0.01);
     assert_int_equal(peer.got.len, r.on_found_push);
-    assert_int_equal(r.n_low_water, 1);
+    assert_int_equal(r.rec.n_low_water, 1);
 
     evc_chat_close(c);
     ev_io_stop(loop, &peer.io);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
     evt_bytes_free(&peer.got);
 }
 
@@ -518,17 +456,17 @@ static size_t send_junk(int fd, size_t n, bool lines)
 static void test_shutdown_when_done_delivers_the_answer(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.linger = 5.0};
     evc_chat *c = o_new(&r, loop, fds[1]);
-    set_nonblock(fds[0]);
+    evt_set_nonblock(fds[0]);
 
     /* The request line and a first part of a body the server will never read. */
     evt_send_all(fds[0], S("POST /upload\n"));
     assert_true(send_junk(fds[0], 64 * 1024, false) > 0);
-    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_found, 1, 5.0));
     assert_int_equal(r.push_after_shutdown, -EPIPE);
     assert_int_equal(evc_chat_shutdown_when_done(c, 1.0), -EPIPE);
     evt_run_for(loop, 0.05);
@@ -536,9 +474,9 @@ static void test_shutdown_when_done_delivers_the_answer(void **state)
      * delivered: the chat only drains them), then finishes. */
     assert_true(send_junk(fds[0], 64 * 1024, true) > 0);
     evt_run_for(loop, 0.05);
-    assert_int_equal(r.n_destroy, 0);   /* still lingering: the client has not closed */
+    assert_int_equal(r.rec.n_destroy, 0);   /* still lingering: the client has not closed */
     shutdown(fds[0], SHUT_WR);
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
 
     char buf[256];
     size_t got = 0;
@@ -559,10 +497,54 @@ static void test_shutdown_when_done_delivers_the_answer(void **state)
     buf[got] = '\0';
     assert_string_equal(buf, "413 too large\r\n");
     /* Lingering delivers nothing and reports nothing. */
-    assert_int_equal(r.n_found, 1);
-    assert_int_equal(r.n_close + r.n_error + r.n_drained + r.n_low_water, 0);
+    assert_int_equal(r.rec.n_found, 1);
+    assert_int_equal(r.rec.n_close + r.rec.n_error + r.rec.n_drained + r.rec.n_low_water, 0);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
+}
+
+/* Lingering, the chat takes no more output, even after discard_buffers (which
+ * drops a close that is still queued, but this one was already reached). */
+static void test_lingering_refuses_pushes_after_discard(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = evt_loop_new();
+    int fds[2];
+    evt_tcp_pair(fds);
+    orec r = {.linger = 5.0};
+    evc_chat *c = o_new(&r, loop, fds[1]);
+    evt_set_nonblock(fds[0]);
+
+    evt_send_all(fds[0], S("POST /upload\n"));
+    assert_true(evt_run_until_count(loop, &r.rec.n_found, 1, 5.0));
+    /* Read the answer up to our FIN: from then on the chat lingers. */
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    for (int i = 0; i < 500; i++) {
+        n = read(fds[0], buf + got, sizeof buf - 1 - got);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        evt_run_for(loop, 0.01);
+    }
+    assert_int_equal(n, 0);
+    buf[got] = '\0';
+    assert_string_equal(buf, "413 too large\r\n");
+
+    evc_chat_discard_buffers(c);
+    assert_int_equal(evc_chat_push_str(c, "late"), -EPIPE);
+    assert_int_equal(evc_chat_shutdown_when_done(c, 1.0), -EPIPE);
+    shutdown(fds[0], SHUT_WR);
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
+    assert_int_equal(r.rec.n_close + r.rec.n_error, 0);
+    close(fds[0]);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 static void keep_sending(struct ev_loop *loop, ev_timer *t, int revents)
@@ -578,12 +560,12 @@ static void keep_sending(struct ev_loop *loop, ev_timer *t, int revents)
 static void test_linger_is_a_deadline(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.linger = 0.2};
     o_new(&r, loop, fds[1]);
-    set_nonblock(fds[0]);
+    evt_set_nonblock(fds[0]);
     evt_send_all(fds[0], S("x\n"));
 
     ev_timer t;
@@ -591,21 +573,22 @@ static void test_linger_is_a_deadline(void **state)
     t.data = &fds[0];
     ev_timer_start(loop, &t);
     ev_tstamp start = ev_time();
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
     ev_tstamp took = ev_time() - start;
     ev_timer_stop(loop, &t);
     assert_true(took >= 0.15);
     assert_true(took < 2.0);
-    assert_int_equal(r.n_close + r.n_error, 0);
+    assert_int_equal(r.rec.n_close + r.rec.n_error, 0);
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 /* A pipe cannot half-close: shutdown_when_done closes it once the answer is out. */
 static void test_shutdown_when_done_on_a_pipe_closes(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int p[2];
     assert_int_equal(pipe(p), 0);
     orec r = {0};
@@ -613,13 +596,14 @@ static void test_shutdown_when_done_on_a_pipe_closes(void **state)
     assert_int_equal(evc_chat_shutdown_when_done(c, 0), -EINVAL);
     assert_int_equal(evc_chat_push_str(c, "bye\n"), 0);
     assert_int_equal(evc_chat_shutdown_when_done(c, 1.0), 0);
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
     char buf[16] = {0};
     assert_int_equal(read(p[0], buf, sizeof buf), 4);
     assert_string_equal(buf, "bye\n");
     assert_int_equal(read(p[0], buf, sizeof buf), 0);
     close(p[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 /* ------------------------------------------------------------------ */
@@ -644,7 +628,7 @@ static const struct evc_server_ops keep_ops = {.handle_accepted = keep_fd};
 static void test_connect_addr(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     acceptor a = {.fd = -1};
     evc_server *s = evc_server_new(loop, "127.0.0.1:0", 0, &keep_ops, &a);
     assert_non_null(s);
@@ -658,7 +642,7 @@ static void test_connect_addr(void **state)
     assert_int_equal(evc_chat_connect_addr(c, NULL), -EINVAL);
     assert_int_equal(evc_chat_connect_addr(c, addr), 0);
     assert_int_equal(evc_chat_push_str(c, "hi\n"), 0);
-    assert_true(evt_run_until_count(loop, &r.n_connect, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_connect, 1, 5.0));
     for (int i = 0; i < 100 && a.fd < 0; i++)
         evt_run_for(loop, 0.01);
     assert_true(a.fd >= 0);
@@ -666,13 +650,14 @@ static void test_connect_addr(void **state)
     size_t got = evt_recv_until(a.fd, buf, sizeof buf - 1, "\n");
     assert_int_equal(got, 3);
     assert_string_equal(buf, "hi\n");
-    assert_int_equal(r.n_error, 0);
+    assert_int_equal(r.rec.n_error, 0);
 
     evc_chat_close(c);
     evc_server_close(s);
     close(a.fd);
-    finish_loop(loop);
-    assert_int_equal(r.n_destroy, 1);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
+    assert_int_equal(r.rec.n_destroy, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -685,8 +670,8 @@ static void push_from_outside(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     char buf[1024] = {0};
-    if (!evc_chat_closed(r->chat))
-        evc_chat_push(r->chat, buf, sizeof buf);
+    if (!evc_chat_closed(r->rec.chat))
+        evc_chat_push(r->rec.chat, buf, sizeof buf);
 }
 
 /*
@@ -706,24 +691,25 @@ static void test_epipe_with_default_sigpipe(void **state)
     sigaddset(&unblock, SIGPIPE);
     assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &unblock, &old_mask), 0);
 
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
-    orec r = {.keep_open = true, .close_push = 1024};
+    orec r = {.rec.keep_open = true, .close_push = 1024};
     o_new(&r, loop, fds[1]);
     close(fds[0]);   /* nothing unread: a FIN, not a reset */
-    assert_true(evt_run_until_count(loop, &r.n_close, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_close, 1, 5.0));
     evt_run_for(loop, 0.05);   /* the reset comes back for the bytes handle_close pushed */
 
     ev_timer t;
     ev_timer_init(&t, push_from_outside, 0.001, 0.01);
     t.data = &r;
     ev_timer_start(loop, &t);
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
     ev_timer_stop(loop, &t);
-    assert_int_equal(r.n_close, 1);
-    assert_int_equal(r.n_error, 0);
-    finish_loop(loop);
+    assert_int_equal(r.rec.n_close, 1);
+    assert_int_equal(r.rec.n_error, 0);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 
     assert_int_equal(pthread_sigmask(SIG_SETMASK, &old_mask, NULL), 0);
     assert_int_equal(sigaction(SIGPIPE, &old, NULL), 0);
@@ -734,29 +720,30 @@ static void test_epipe_with_default_sigpipe(void **state)
 static void test_no_spin_after_peer_half_close(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
-    orec r = {.keep_open = true};
+    orec r = {.rec.keep_open = true};
     evc_chat *c = o_new(&r, loop, fds[1]);
     assert_int_equal(shutdown(fds[0], SHUT_WR), 0);
-    assert_true(evt_run_until_count(loop, &r.n_close, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_close, 1, 5.0));
     unsigned before = ev_iteration(loop);
     evt_run_for(loop, 0.2);
     unsigned spins = ev_iteration(loop) - before;
-    assert_int_equal(r.n_close, 1);
+    assert_int_equal(r.rec.n_close, 1);
     assert_true(spins < 20);
     assert_false(evc_chat_closed(c));
 
     /* Still able to answer: the peer only closed its sending side. */
     assert_int_equal(evc_chat_push_str(c, "bye\n"), 0);
     evc_chat_close_when_done(c);
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
     char buf[8] = {0};
     assert_int_equal(evt_recv_all(fds[0], buf, sizeof buf - 1), 4);
     assert_string_equal(buf, "bye\n");
     close(fds[0]);
-    finish_loop(loop);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 /*
@@ -768,7 +755,7 @@ static void test_no_spin_after_peer_half_close(void **state)
 static void test_failed_write_delivers_held_frames_then_closes(void **state)
 {
     (void)state;
-    struct ev_loop *loop = new_loop();
+    struct ev_loop *loop = evt_loop_new();
     int fds[2];
     evt_tcp_pair(fds);
     orec r = {.on_found_push = 16 << 20};
@@ -777,20 +764,21 @@ static void test_failed_write_delivers_held_frames_then_closes(void **state)
 
     /* The first frame's reply crosses the high-water mark: the rest are held. */
     evt_send_all(fds[0], S("a\nb\nc\nd\n"));
-    assert_true(evt_run_until_count(loop, &r.n_found, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &r.rec.n_found, 1, 5.0));
     evt_run_for(loop, 0.05);
-    assert_int_equal(r.n_found, 1);
+    assert_int_equal(r.rec.n_found, 1);
     assert_true(evc_chat_output_pending(c) > 0);
 
     /* The peer vanishes: the next write fails. */
     evt_close_reset(fds[0]);
-    assert_true(evt_run_until_count(loop, &r.n_destroy, 1, 5.0));
-    assert_int_equal(r.n_found, 4);          /* nothing read was lost */
+    assert_true(evt_run_until_count(loop, &r.rec.n_destroy, 1, 5.0));
+    assert_int_equal(r.rec.n_found, 4);          /* nothing read was lost */
     assert_int_equal(r.push_refused, 3);     /* the held frames' replies: refused */
     assert_int_equal(r.found_after_close, 0);
-    assert_int_equal(r.n_close, 1);
-    assert_int_equal(r.n_error, 0);
-    finish_loop(loop);
+    assert_int_equal(r.rec.n_close, 1);
+    assert_int_equal(r.rec.n_error, 0);
+    evt_loop_finish(loop);
+    evt_recorder_free(&r.rec);
 }
 
 int main(void)
@@ -803,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_low_water_after_high),
         cmocka_unit_test(test_shutdown_when_done_delivers_the_answer),
         cmocka_unit_test(test_linger_is_a_deadline),
+        cmocka_unit_test(test_lingering_refuses_pushes_after_discard),
         cmocka_unit_test(test_shutdown_when_done_on_a_pipe_closes),
         cmocka_unit_test(test_connect_addr),
         cmocka_unit_test(test_epipe_with_default_sigpipe),

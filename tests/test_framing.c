@@ -10,6 +10,7 @@
  * ends against a PROT_NONE page), and must give the oracle's events each time
  * and examine every byte it passes over exactly once.
  */
+#include "support.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -466,12 +466,9 @@ static void check(const spec *t, const char *in, size_t len, const char *want, s
         memcpy(hand.p, want, want_len);
         assert_same(&expect, &hand, "oracle");
     }
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t size = (len + page) / page * page + page;
-    char *base = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(base != MAP_FAILED);
-    assert_int_equal(mprotect(base + size, page, PROT_NONE), 0);
-    char *end = base + size;
+    evt_guarded g;
+    evt_guarded_init(&g, len + 1);
+    char *end = evt_guarded_end(&g);
     size_t *cuts = calloc(len + 1, sizeof *cuts);
     assert_non_null(cuts);
 
@@ -497,7 +494,7 @@ static void check(const spec *t, const char *in, size_t len, const char *want, s
         assert_same(&got, &expect, "random split");
     }
     free(cuts);
-    munmap(base, size + page);
+    evt_guarded_free(&g);
 }
 
 #define CHECK(t, in, want) check((t), S(in), (want), sizeof(want) - 1)

@@ -4,6 +4,7 @@
  * offset and split at random, and must give the same events each way.  Every
  * input the scanner sees ends against a PROT_NONE page, so an over-read crashes.
  */
+#include "support.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -22,7 +22,7 @@
 #define S(lit) (lit), (sizeof(lit) - 1)
 
 /* ------------------------------------------------------------------ */
-/* Small helpers: growable strings, a seeded PRNG, guarded memory      */
+/* Small helpers: growable strings, a seeded PRNG                      */
 /* ------------------------------------------------------------------ */
 
 typedef struct str {
@@ -72,45 +72,6 @@ static size_t rnd_below(uint64_t *st, size_t n)
     return n ? (size_t)(rnd(st) % n) : 0;
 }
 
-/* size usable bytes followed by a PROT_NONE page. */
-typedef struct guard {
-    char *base;
-    size_t size;
-    size_t page;
-} guard;
-
-static void guard_init(guard *g, size_t min_size)
-{
-    g->page = (size_t)sysconf(_SC_PAGESIZE);
-    g->size = (min_size + g->page - 1) / g->page * g->page;
-    if (g->size == 0)
-        g->size = g->page;
-    g->base = mmap(NULL, g->size + g->page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
-    assert_true(g->base != MAP_FAILED);
-    assert_int_equal(mprotect(g->base + g->size, g->page, PROT_NONE), 0);
-}
-
-static void guard_free(guard *g)
-{
-    munmap(g->base, g->size + g->page);
-}
-
-static char *guard_end(const guard *g)
-{
-    return g->base + g->size;
-}
-
-/* Copies bytes so that they end at the guard page; returns where they start. */
-static const char *guard_put(guard *g, const void *p, size_t len)
-{
-    assert_true(len <= g->size);
-    char *dst = guard_end(g) - len;
-    if (len)
-        memmove(dst, p, len);
-    return dst;
-}
-
 /* ------------------------------------------------------------------ */
 /* The harness: chat.c's caller loop, recording events                 */
 /* ------------------------------------------------------------------ */
@@ -128,7 +89,7 @@ typedef void (*found_hook)(evc_scanner *, const char *frame, size_t len);
 
 typedef struct run {
     evc_scanner s;
-    guard *g;
+    evt_guarded *g;
     found_hook hook;
     str events;     /* "DATA:<frame bytes>|" and "FOUND|" */
     str frame;      /* data of the current frame so far */
@@ -152,7 +113,7 @@ static void apply_spec(evc_scanner *s, const term_spec *t)
     }
 }
 
-static void run_init(run *r, guard *g, const term_spec *t, found_hook hook)
+static void run_init(run *r, evt_guarded *g, const term_spec *t, found_hook hook)
 {
     memset(r, 0, sizeof(*r));
     evc__scanner_init(&r->s);
@@ -174,8 +135,8 @@ static void emit_data(run *r)
 /* Feeds one chunk: appends it after the held bytes and runs the caller loop. */
 static void run_feed(run *r, const char *chunk, size_t n)
 {
-    char *end = guard_end(r->g);
-    assert_true(r->pending + n <= r->g->size);
+    char *end = evt_guarded_end(r->g);
+    assert_true(r->pending + n <= r->g->room);
     memmove(end - r->pending - n, end - r->pending, r->pending);
     if (n)
         memcpy(end - n, chunk, n);
@@ -222,11 +183,11 @@ static void run_eof(run *r)
     assert_int_equal(r->s.held, r->pending);
     evc__scanner_end(&r->s);
     evc_scan_result res;
-    evc__scan(&r->s, guard_end(r->g) - r->pending, r->pending, &res);
+    evc__scan(&r->s, evt_guarded_end(r->g) - r->pending, r->pending, &res);
     assert_false(res.found);
     assert_int_equal(res.consumed, r->pending);
     assert_int_equal(r->s.held, 0);
-    str_add(&r->frame, guard_end(r->g) - r->pending, res.data_len);
+    str_add(&r->frame, evt_guarded_end(r->g) - r->pending, res.data_len);
     r->pending = 0;
     emit_data(r);
 }
@@ -239,7 +200,7 @@ static void run_free(run *r)
 }
 
 /* Feeds input cut at the given offsets (ascending, may repeat) and returns the events. */
-static void feed_cuts(guard *g, const term_spec *t, found_hook hook, const char *in, size_t len,
+static void feed_cuts(evt_guarded *g, const term_spec *t, found_hook hook, const char *in, size_t len,
                       const size_t *cuts, size_t ncuts, str *events)
 {
     run r;
@@ -280,8 +241,8 @@ static int cmp_size(const void *a, const void *b)
 static void check_splits(const term_spec *t, found_hook hook, const char *in, size_t len,
                          const char *want, size_t want_len, uint64_t seed, int random_rounds)
 {
-    guard g;
-    guard_init(&g, len + 1);
+    evt_guarded g;
+    evt_guarded_init(&g, len + 1);
     size_t *cuts = calloc(len + 1, sizeof(*cuts));
     assert_non_null(cuts);
     str ev;
@@ -317,7 +278,7 @@ static void check_splits(const term_spec *t, found_hook hook, const char *in, si
         str_free(&ev);
     }
     free(cuts);
-    guard_free(&g);
+    evt_guarded_free(&g);
 }
 
 static void check_case(const term_spec *t, found_hook hook, const char *in, size_t len,
@@ -494,11 +455,11 @@ static void test_none(void **state)
 static void test_count_above_2_32(void **state)
 {
     (void)state;
-    guard g;
-    guard_init(&g, 1000);
+    evt_guarded g;
+    evt_guarded_init(&g, 1000);
     char chunk[1000];
     memset(chunk, 'z', sizeof(chunk));
-    const char *in = guard_put(&g, chunk, sizeof(chunk));
+    const char *in = evt_guarded_place(&g, chunk, sizeof(chunk));
 
     /* Counts whose low 32 bits are small or zero: truncation would end the frame early. */
     const uint64_t counts[] = {(1ULL << 32) + 5, 1ULL << 32, UINT64_MAX};
@@ -533,15 +494,15 @@ static void test_count_above_2_32(void **state)
     assert_true(r.found);
     assert_true(evc__scanner_get(&s).count == 0);
     evc__scanner_free(&s);
-    guard_free(&g);
+    evt_guarded_free(&g);
 }
 
 static void test_count_reached_stays_zero(void **state)
 {
     (void)state;
-    guard g;
-    guard_init(&g, 16);
-    const char *in = guard_put(&g, "abcdef", 6);
+    evt_guarded g;
+    evt_guarded_init(&g, 16);
+    const char *in = evt_guarded_place(&g, "abcdef", 6);
     evc_scanner s;
     evc__scanner_init(&s);
     evc__scanner_set_count(&s, 6);
@@ -557,7 +518,7 @@ static void test_count_reached_stays_zero(void **state)
     assert_false(r.found);
     assert_int_equal(r.data_len, 6);
     evc__scanner_free(&s);
-    guard_free(&g);
+    evt_guarded_free(&g);
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,11 +598,11 @@ static void test_held_prefix(void **state)
         {"abcd", "abcde", 4, 0, false},
         {"\n", "\n", 0, 0, true},
     };
-    guard g;
-    guard_init(&g, 64);
+    evt_guarded g;
+    evt_guarded_init(&g, 64);
     for (size_t i = 0; i < EVC_ARRAY_LEN(cases); i++) {
         size_t len = strlen(cases[i].in);
-        const char *in = guard_put(&g, cases[i].in, len);
+        const char *in = evt_guarded_place(&g, cases[i].in, len);
         evc_scanner s;
         evc__scanner_init(&s);
         assert_int_equal(evc__scanner_set_bytes(&s, cases[i].term, strlen(cases[i].term)), 0);
@@ -657,18 +618,18 @@ static void test_held_prefix(void **state)
         assert_int_equal(s.examined, r.found ? r.consumed : len);
         evc__scanner_free(&s);
     }
-    guard_free(&g);
+    evt_guarded_free(&g);
 }
 
 static void test_flush_held_at_eof(void **state)
 {
     (void)state;
-    guard g;
-    guard_init(&g, 64);
+    evt_guarded g;
+    evt_guarded_init(&g, 64);
     evc_scanner s;
     evc__scanner_init(&s);
     assert_int_equal(evc__scanner_set_bytes(&s, "\r\n", 2), 0);
-    const char *in = guard_put(&g, "abc\r", 4);
+    const char *in = evt_guarded_place(&g, "abc\r", 4);
     evc_scan_result r;
     evc__scan(&s, in, 4, &r);
     assert_int_equal(r.data_len, 3);
@@ -687,13 +648,13 @@ static void test_flush_held_at_eof(void **state)
     assert_int_equal(s.held, 0);
     /* A new terminator starts fresh. */
     assert_int_equal(evc__scanner_set_bytes(&s, "\r\n", 2), 0);
-    in = guard_put(&g, "\r\n", 2);
+    in = evt_guarded_place(&g, "\r\n", 2);
     evc__scan(&s, in, 2, &r);
     assert_true(r.found);
     assert_int_equal(r.data_len, 0);
     assert_int_equal(r.consumed, 2);
     evc__scanner_free(&s);
-    guard_free(&g);
+    evt_guarded_free(&g);
 
     /* Through the harness: the held bytes end the last frame's data. */
     term_spec t = {EVC_TERM_BYTES, "\r\n\r\n", 4, 0};
@@ -703,12 +664,12 @@ static void test_flush_held_at_eof(void **state)
 static void test_set_resets_held(void **state)
 {
     (void)state;
-    guard g;
-    guard_init(&g, 64);
+    evt_guarded g;
+    evt_guarded_init(&g, 64);
     evc_scanner s;
     evc__scanner_init(&s);
     assert_int_equal(evc__scanner_set_bytes(&s, "\r\n\r\n", 4), 0);
-    const char *in = guard_put(&g, "ab\r\n\r", 5);
+    const char *in = evt_guarded_place(&g, "ab\r\n\r", 5);
     evc_scan_result r;
     evc__scan(&s, in, 5, &r);
     assert_int_equal(r.data_len, 2);
@@ -717,7 +678,7 @@ static void test_set_resets_held(void **state)
     /* The held bytes are scanned again under the new terminator. */
     assert_int_equal(evc__scanner_set_bytes(&s, "\n", 1), 0);
     assert_int_equal(s.held, 0);
-    in = guard_put(&g, "\r\n\rX", 4);
+    in = evt_guarded_place(&g, "\r\n\rX", 4);
     evc__scan(&s, in, 4, &r);
     assert_true(r.found);
     assert_int_equal(r.data_len, 1);
@@ -725,7 +686,7 @@ static void test_set_resets_held(void **state)
 
     /* Count and none reset it too. */
     assert_int_equal(evc__scanner_set_bytes(&s, "qqq", 3), 0);
-    in = guard_put(&g, "aqq", 3);
+    in = evt_guarded_place(&g, "aqq", 3);
     evc__scan(&s, in, 3, &r);
     assert_int_equal(s.held, 2);
     evc__scanner_set_count(&s, 2);
@@ -739,7 +700,7 @@ static void test_set_resets_held(void **state)
     evc__scanner_set_none(&s);
     assert_int_equal(s.held, 0);
     evc__scanner_free(&s);
-    guard_free(&g);
+    evt_guarded_free(&g);
 }
 
 static void test_get_and_set(void **state)
@@ -824,8 +785,8 @@ static void test_random_against_reference(void **state)
         if (round % 50 == 0)
             check_splits(&t, NULL, in, len, ref.p, ref.len, rnd(&st), 5);
         else {
-            guard g;
-            guard_init(&g, len + 1);
+            evt_guarded g;
+            evt_guarded_init(&g, len + 1);
             size_t cuts[8];
             size_t n = rnd_below(&st, EVC_ARRAY_LEN(cuts) + 1);
             for (size_t i = 0; i < n; i++)
@@ -835,7 +796,7 @@ static void test_random_against_reference(void **state)
             feed_cuts(&g, &t, NULL, in, len, cuts, n, &ev);
             assert_same_events(&ev, ref.p, ref.len, "random");
             str_free(&ev);
-            guard_free(&g);
+            evt_guarded_free(&g);
         }
         str_free(&ref);
     }
@@ -893,9 +854,9 @@ static void test_adversarial_linear(void **state)
 {
     (void)state;
     const size_t len = 8u << 20;
-    guard g;
-    guard_init(&g, len);
-    char *in = guard_end(&g) - len;
+    evt_guarded g;
+    evt_guarded_init(&g, len);
+    char *in = evt_guarded_end(&g) - len;
 
     /* 8 MiB of 'a' against "aaaaaaab": a partial match of 7 at every byte. */
     memset(in, 'a', len);
@@ -925,7 +886,7 @@ static void test_adversarial_linear(void **state)
         assert_int_equal(data, len - 4 * want);
         assert_true(examined == len);
     }
-    guard_free(&g);
+    evt_guarded_free(&g);
 }
 
 int main(void)

@@ -459,9 +459,6 @@ typedef struct echo_world {
     struct ev_loop *loop;
     int sessions;
     int destroyed;
-    char reply[64];
-    size_t reply_len;
-    int replies;
 } echo_world;
 
 static void echo_found(evc_chat *c, void *data)
@@ -503,24 +500,6 @@ static const struct evc_server_ops echo_server_ops = {
     .handle_accepted = echo_accepted,
 };
 
-static void client_found(evc_chat *c, void *data)
-{
-    echo_world *w = data;
-    size_t len;
-    const char *p = evc_chat_incoming(c, &len);
-    assert_true(len < sizeof w->reply);
-    if (len)
-        memcpy(w->reply, p, len);
-    w->reply_len = len;
-    w->replies++;
-    evc_chat_close(c);
-}
-
-static const struct evc_chat_ops client_ops = {
-    .found_terminator = client_found,
-    .on_destroy = echo_destroy,
-};
-
 static void round_trip(const char *listen_text)
 {
     struct ev_loop *loop = new_loop();
@@ -533,21 +512,24 @@ static void round_trip(const char *listen_text)
     struct sockaddr_storage ss;
     socklen_t len;
     assert_int_equal(evc_addr_parse(addr, &ss, &len), 0);
-    evc_chat *client = evc_chat_new(loop, -1, &client_ops, &w);
-    assert_non_null(client);
+    /* The client records the reply and closes once it has it. */
+    evt_recorder rec = {.close_in = EVT_CLOSE_IN_FOUND};
+    evc_chat *client = evt_recorder_new(&rec, loop, -1, 0);
     assert_int_equal(evc_chat_set_terminator(client, "\n"), 0);
     assert_int_equal(evc_chat_push_str(client, "hello\n"), 0);
     assert_int_equal(evc_chat_connect(client, (struct sockaddr *)&ss, len), 0);
 
     /* The client closes after the reply; the server's chat then sees EOF and closes. */
-    assert_true(evt_run_until_count(loop, &w.destroyed, 2, 5.0));
-    assert_int_equal(w.replies, 1);
+    assert_true(evt_run_until(loop, &rec.destroyed, 5.0));
+    assert_true(evt_run_until_count(loop, &w.destroyed, 1, 5.0));
+    assert_int_equal(rec.n_found, 1);
     assert_int_equal(w.sessions, 1);
-    assert_int_equal(w.reply_len, strlen("echo:hello"));
-    assert_memory_equal(w.reply, "echo:hello", w.reply_len);
+    static const char *const want[] = {"echo:hello"};
+    evt_recorder_assert_frames(&rec, want, 1);
 
     evc_server_close(s);
     finish_loop(loop);
+    evt_recorder_free(&rec);
 }
 
 static void test_server_chat_round_trip(void **state)
