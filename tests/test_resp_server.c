@@ -696,6 +696,30 @@ static void expiry_is_real(void **state)
     disconnect(c);
 }
 
+/* Inline commands pipelined in one write, mixed with a multibulk, blank lines, quotes
+ * and a line of many words: all answered in order, as when they come one by one. */
+static void pipelined_inline_commands(void **state)
+{
+    client *c = connect_to(*state);
+    send_text(c, "PING\r\nSET a b\r\nGET a\r\n\r\n\nECHO  x\r\n"
+                 "set q 'hi there'\r\nget q\r\n*1\r\n$4\r\nPING\r\n"
+                 "EXISTS a a a a a a a a a a a a a a a a a a a a\r\n"
+                 "\tMGET a q nope \n"
+                 "NOSUCH x\r\nDBSIZE\r\n");
+    expect(c, "+PONG\r\n");
+    expect(c, "+OK\r\n");
+    expect(c, "$1\r\nb\r\n");
+    expect(c, "$1\r\nx\r\n");
+    expect(c, "+OK\r\n");
+    expect(c, "$8\r\nhi there\r\n");
+    expect(c, "+PONG\r\n");
+    expect(c, ":20\r\n");
+    expect(c, "*3\r\n$1\r\nb\r\n$8\r\nhi there\r\n$-1\r\n");
+    expect(c, "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n");
+    expect(c, ":2\r\n");
+    disconnect(c);
+}
+
 /* The server's resident memory in KiB (VmRSS in /proc/PID/status). */
 static long server_rss_kib(const evt_proc *p)
 {
@@ -816,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(pipelined_big_replies, start, stop),
         cmocka_unit_test_setup_teardown(one_byte_at_a_time, start, stop),
         cmocka_unit_test_setup_teardown(inline_commands, start, stop),
+        cmocka_unit_test_setup_teardown(pipelined_inline_commands, start, stop),
         cmocka_unit_test_setup_teardown(command_errors, start, stop),
         cmocka_unit_test_setup_teardown(protocol_errors, start, stop),
         cmocka_unit_test_setup_teardown(bulk_limit_option, start_small_bulk, stop),
