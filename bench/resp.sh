@@ -168,9 +168,10 @@ stop() {
     fi
 }
 
-# Nanoseconds the process's threads have run on a CPU, user and system.
+# Nanoseconds the process's threads have run on a CPU, user and system (printed
+# with %.0f: some awks cap %d at 2^31, which is only 2.1 s of CPU time).
 cpu_ns() {
-    cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%d", s }'
+    cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 
 # bench PORT PID DEPTH TEST N: one redis-benchmark test of N requests; prints
@@ -259,7 +260,7 @@ if [ $failed = 0 ]; then
                 'BEGIN { printf "resp -P %s %s ratio resp_server/redis-server: %.2f\n", d, t, a / b }' \
                 >> "$tmp/ratios"
             awk -v a="$ref_ns" -v b="$evc_ns" -v t="$test" -v d="$depth" \
-                'BEGIN { printf "resp -P %s %s server CPU per request, redis-server/resp_server: %.2f\n", d, t, b ? a / b : 0 }' \
+                'BEGIN { printf "resp -P %s %s server CPU per request ratio redis-server/resp_server: %.2f\n", d, t, b ? a / b : 0 }' \
                 >> "$tmp/ratios"
         done
     done
