@@ -247,6 +247,7 @@ static bool parse_in_place(const struct conn *conn, const char **at, const char 
     return true;
 }
 
+/* The word separators of resp_split_inline (redis' isspace). */
 static bool is_inline_space(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
@@ -284,9 +285,9 @@ static bool split_inline_in_place(const char **at, const char *end, resp_arg *ar
 
 /* The fast path (see the top of the file): runs, in place, the whole and well-formed
  * requests (multibulk, or inline without quotes) at the front of the n buffered bytes
- * at p, then arms one count frame that skips them all.  It stops early once a batch's replies pass the output
- * high-water mark, so that the library's back-pressure still bounds them.  false:
- * nothing was done, the framings take the request. */
+ * at p, then arms one count frame that skips them all.  It stops early once a batch's
+ * replies pass the output high-water mark, so that the library's back-pressure still
+ * bounds them.  false: nothing was done, the framings take the request. */
 static bool run_buffered_requests(evc_chat *c, struct conn *conn, const char *p, size_t n)
 {
     resp_arg argv[IN_PLACE_MAX_ARGS];
