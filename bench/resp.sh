@@ -3,11 +3,15 @@
 # by redis-benchmark -t ping,set,get -c 50 at -P 1 and -P 16.
 #
 # Both servers run for the whole scenario on loopback (redis-server on a free
-# port with a generated configuration: no persistence, no protected mode); the
-# benchmark runs are interleaved (redis, resp, redis, resp, ...) so that noise
-# from the shared machine falls on both alike.  Prints every run, then per
-# pipeline depth and test the median requests/s of each server and the ratio
-# resp_server / redis-server (higher is better for evchat; the target is >= 1.0).
+# port with a generated configuration: no persistence, no protected mode), pinned
+# to CPU 0 with redis-benchmark on CPU 1, as bench/run pins its pairs.  After one
+# uncounted warm-up run against each, the runs are interleaved per test
+# (redis, resp, then resp, redis in the next round, ...) so that noise from the
+# shared machine falls on both alike.  Each run is one redis-benchmark test, so
+# the server's CPU time (/proc/PID/task/*/schedstat) can be charged to it.
+# Prints every run, then per pipeline depth and test the median requests/s and
+# server CPU ns/request of each server and the ratios resp_server / redis-server
+# (higher is better for evchat; the target is >= 1.0).
 # Exits 1 if a run fails or a server does not stop cleanly.
 #
 # Installs redis-server and redis-tools with apt-get when they are missing (as
@@ -16,7 +20,9 @@
 # Environment:
 #   BENCH_QUICK=1          smoke test: one round of 10,000 requests
 #   BENCH_ROUNDS=N         rounds (default 5; 1 when quick)
-#   BENCH_RESP_REQUESTS=N  requests per redis-benchmark run (default 200000)
+#   BENCH_RESP_REQUESTS=N  requests per -P 1 test (default 200000); a test at
+#                          -P D gets D times as many, so that it lasts about as
+#                          long (200,000 requests at -P 16 take a tenth of a second)
 #   BENCH_PIN=0            do not pin the servers to CPU 0 and redis-benchmark to CPU 1
 
 # make runs bench/run with $(SHELL), which may not be bash.
@@ -162,16 +168,28 @@ stop() {
     fi
 }
 
-# bench PORT DEPTH: one redis-benchmark run; prints "TEST RPS" lines.
+# Nanoseconds the process's threads have run on a CPU, user and system (printed
+# with %.0f: some awks cap %d at 2^31, which is only 2.1 s of CPU time).
+cpu_ns() {
+    cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
+# bench PORT PID DEPTH TEST N: one redis-benchmark test of N requests; prints
+# "RPS NS_PER_REQUEST", the second the server's CPU time over the requests.
 bench() {
-    timeout 600 "${client_cpu[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t ping,set,get \
-        -c "$clients" -n "$requests" -P "$2" --csv > "$tmp/bench.csv" 2> "$tmp/bench.err" || {
+    local before after
+    before=$(cpu_ns "$2")
+    timeout 600 "${client_cpu[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -t "$4" \
+        -c "$clients" -n "$5" -P "$3" --csv > "$tmp/bench.csv" 2> "$tmp/bench.err" || {
         echo "resp bench: redis-benchmark failed:" >&2
         cat "$tmp/bench.err" "$tmp/bench.csv" >&2
         return 1
     }
+    after=$(cpu_ns "$2")
     # CSV rows: "TEST","rps",...; the header row's rps column is not a number.
-    awk -F'"' '$4 ~ /^[0-9.]+$/ { print $2, $4 }' "$tmp/bench.csv"
+    awk -F'"' -v ns=$((after - before)) -v n="$5" \
+        '$4 ~ /^[0-9.]+$/ { printf "%s %.0f\n", $4, ns / n; found = 1 } END { exit !found }' \
+        "$tmp/bench.csv"
 }
 
 median() {
@@ -181,23 +199,39 @@ median() {
 start_redis || exit 1
 start_resp || exit 1
 echo
-echo "== resp: redis-benchmark -t ping,set,get -c $clients -n $requests -P {${depths// /,}}"
+echo "== resp: redis-benchmark -t ping,set,get -c $clients, -P 1 -n $requests, -P 16 -n $((requests * 16))"
 echo "   reference: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')" \
      "(save '', appendonly no)    evchat: examples/resp_server"
-printf '%-6s %-3s %-13s %-12s %14s\n' round -P server test "requests/s"
+# Warm-up, not counted: both servers grow their buffers and tables, and the
+# machine's caches settle, before the first measured run.
 failed=0
+for depth in $depths; do
+    bench "$redis_port" "$redis_pid" "$depth" ping,set,get $((requests / 10)) > /dev/null &&
+        bench "$resp_port" "$resp_pid" "$depth" ping,set,get $((requests / 10)) > /dev/null ||
+        failed=1
+done
+printf '%-6s %-3s %-13s %-12s %14s %10s\n' round -P server test "requests/s" "server ns/req"
 for ((r = 1; r <= rounds && !failed; r++)); do
+    # Who goes first alternates from round to round.
+    order="redis-server resp_server"
+    [ $((r % 2)) = 0 ] && order="resp_server redis-server"
     for depth in $depths; do
-        for which in redis-server resp_server; do
-            if [ $which = redis-server ]; then port=$redis_port; else port=$resp_port; fi
-            if ! bench "$port" "$depth" > "$tmp/run"; then
-                failed=1
-                break 2
-            fi
-            while read -r test rps; do
-                printf '%-6s %-3s %-13s %-12s %14.0f\n' "$r" "$depth" $which "$test" "$rps"
+        for test in $tests; do
+            for which in $order; do
+                if [ $which = redis-server ]; then
+                    port=$redis_port pid=$redis_pid
+                else
+                    port=$resp_port pid=$resp_pid
+                fi
+                if ! run=$(bench "$port" "$pid" "$depth" "$test" $((requests * depth))); then
+                    failed=1
+                    break 3
+                fi
+                read -r rps ns <<< "$run"
+                printf '%-6s %-3s %-13s %-12s %14.0f %10s\n' "$r" "$depth" $which "$test" "$rps" "$ns"
                 echo "$rps" >> "$tmp/rates.$depth.$which.$test"
-            done < "$tmp/run"
+                echo "$ns" >> "$tmp/cpu.$depth.$which.$test"
+            done
         done
     done
 done
@@ -206,28 +240,31 @@ resp_pid=
 stop "$redis_pid" redis-server || failed=1
 redis_pid=
 if [ $failed = 0 ]; then
-    printf '%-6s %-3s %-12s %16s %16s %7s\n' median -P test "redis-server/s" "resp_server/s" ratio
+    printf '%-6s %-3s %-12s %14s %14s %7s %11s %11s %7s\n' median -P test "redis-server/s" \
+        "resp_server/s" ratio "redis ns/req" "resp ns/req" "cpu"
     for depth in $depths; do
         for test in $tests; do
             ref=$(median < "$tmp/rates.$depth.redis-server.$test" 2> /dev/null)
             evc=$(median < "$tmp/rates.$depth.resp_server.$test" 2> /dev/null)
-            if [ -z "$ref" ] || [ -z "$evc" ]; then
+            ref_ns=$(median < "$tmp/cpu.$depth.redis-server.$test" 2> /dev/null)
+            evc_ns=$(median < "$tmp/cpu.$depth.resp_server.$test" 2> /dev/null)
+            if [ -z "$ref" ] || [ -z "$evc" ] || [ -z "$ref_ns" ] || [ -z "$evc_ns" ]; then
                 echo "resp bench: no figures for $test at -P $depth" >&2
                 failed=1
                 continue
             fi
-            printf '%-6s %-3s %-12s %16.0f %16.0f %7.2f\n' median "$depth" "$test" "$ref" "$evc" \
-                "$(awk -v a="$evc" -v b="$ref" 'BEGIN { print a / b }')"
+            printf '%-6s %-3s %-12s %14.0f %14.0f %7.2f %11.0f %11.0f %7.2f\n' median "$depth" \
+                "$test" "$ref" "$evc" "$(awk -v a="$evc" -v b="$ref" 'BEGIN { print a / b }')" \
+                "$ref_ns" "$evc_ns" "$(awk -v a="$ref_ns" -v b="$evc_ns" 'BEGIN { print b ? a / b : 0 }')"
+            awk -v a="$evc" -v b="$ref" -v t="$test" -v d="$depth" \
+                'BEGIN { printf "resp -P %s %s ratio resp_server/redis-server: %.2f\n", d, t, a / b }' \
+                >> "$tmp/ratios"
+            awk -v a="$ref_ns" -v b="$evc_ns" -v t="$test" -v d="$depth" \
+                'BEGIN { printf "resp -P %s %s server CPU per request ratio redis-server/resp_server: %.2f\n", d, t, b ? a / b : 0 }' \
+                >> "$tmp/ratios"
         done
     done
-    for depth in $depths; do
-        for test in $tests; do
-            awk -v a="$(median < "$tmp/rates.$depth.resp_server.$test")" \
-                -v b="$(median < "$tmp/rates.$depth.redis-server.$test")" -v t="$test" -v d="$depth" \
-                'BEGIN { printf "resp -P %s %s ratio resp_server/redis-server: %.2f\n", d, t, a / b }'
-        done
-    done > "$tmp/ratios"
-    cat "$tmp/ratios"
+    [ $failed = 0 ] && cat "$tmp/ratios"
 fi
 if [ $failed != 0 ]; then
     echo "resp bench: FAILED (see above)"

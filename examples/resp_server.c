@@ -20,10 +20,11 @@
  * first byte, so the choice is the same however TCP splits the input.
  *
  * Pipelined requests usually arrive many to a read.  When whole, well-formed
- * multibulk requests are already buffered, the server runs them from the
- * buffer in place (the arguments point into evc_chat_peek's bytes, valid
- * during the callback) and then skips them all with one count frame, instead
- * of one framing change per line and payload.  Anything else
+ * requests (multibulk, or inline without quotes) are already buffered, the
+ * server runs them from the buffer in place (the arguments point into
+ * evc_chat_peek's bytes, valid during the callback) and then skips them all
+ * with one count frame, instead of one framing change per line and payload
+ * and a copy of every argument.  Anything else
  * (a request still arriving, a malformed one, a limit crossed) takes the
  * framings above, so every error is found and worded in one place.
  *
@@ -145,7 +146,7 @@ static void expect_request(evc_chat *c, struct conn *conn)
     const char *next = evc_chat_peek(c, &buffered);
     conn->first_byte = -1;
     if (next) {
-        if (next[0] != '*' || !run_buffered_requests(c, conn, next, buffered))
+        if (!run_buffered_requests(c, conn, next, buffered))
             expect_request_line(c, conn, next[0]);
     } else {
         conn->state = WANT_FIRST_BYTE;
@@ -246,18 +247,57 @@ static bool parse_in_place(const struct conn *conn, const char **at, const char 
     return true;
 }
 
+/* The word separators of resp_split_inline (redis' isspace). */
+static bool is_inline_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
+}
+
+/* Splits the inline command at *at (before end) in place into argv, as
+ * resp_split_inline would, and moves past its line; *argc is 0 for a blank line.
+ * false, *at unchanged, when the line is not all there, is over the line limit, has
+ * many words or any quote: quoting rewrites words, so resp_split_inline takes it. */
+static bool split_inline_in_place(const char **at, const char *end, resp_arg *argv,
+                                  size_t *argc)
+{
+    const char *p = *at;
+    size_t avail = (size_t)(end - p);
+    const char *eol = memchr(p, '\n', avail < MAX_LINE ? avail : MAX_LINE);
+    if (!eol || memchr(p, '"', (size_t)(eol - p)) || memchr(p, '\'', (size_t)(eol - p)))
+        return false;
+    size_t n = 0;
+    while (p < eol) {
+        while (p < eol && is_inline_space(*p))
+            p++;
+        if (p == eol)
+            break;
+        const char *word = p;
+        while (p < eol && !is_inline_space(*p))
+            p++;
+        if (n == IN_PLACE_MAX_ARGS)
+            return false;
+        argv[n++] = (resp_arg){(char *)word, (size_t)(p - word), false};
+    }
+    *argc = n;
+    *at = eol + 1;
+    return true;
+}
+
 /* The fast path (see the top of the file): runs, in place, the whole and well-formed
- * multibulk requests at the front of the n buffered bytes at p, then arms one count
- * frame that skips them all.  It stops early once a batch's replies pass the output
- * high-water mark, so that the library's back-pressure still bounds them.  false:
- * nothing was done, the framings take the request. */
+ * requests (multibulk, or inline without quotes) at the front of the n buffered bytes
+ * at p, then arms one count frame that skips them all.  It stops early once a batch's
+ * replies pass the output high-water mark, so that the library's back-pressure still
+ * bounds them.  false: nothing was done, the framings take the request. */
 static bool run_buffered_requests(evc_chat *c, struct conn *conn, const char *p, size_t n)
 {
     resp_arg argv[IN_PLACE_MAX_ARGS];
     size_t argc;
     const char *at = p, *end = p + n;
-    while (evc_chat_output_pending(c) < EVC_DEFAULT_HIGH_WATER &&
-           parse_in_place(conn, &at, end, argv, &argc)) {
+    while (evc_chat_output_pending(c) < EVC_DEFAULT_HIGH_WATER && at < end &&
+           (*at == '*' ? parse_in_place(conn, &at, end, argv, &argc)
+                       : split_inline_in_place(&at, end, argv, &argc))) {
+        if (argc == 0)
+            continue;   /* a blank line is no request */
         bool quit = resp_execute(c, conn->server->store, argv, argc);
         if (evc_chat_closed(c) || quit) {
             after_request(c, conn, quit);

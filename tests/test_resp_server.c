@@ -43,6 +43,26 @@ static int start_small_bulk(void **state)
     return start_with(state, args);
 }
 
+/* For the sweep test, which watches the server's resident memory: under
+ * AddressSanitizer, freed blocks wait in a quarantine instead of going back to the
+ * system, so that server runs without one.  Without ASan the variable is ignored. */
+static int start_without_quarantine(void **state)
+{
+    const char *old = getenv("ASAN_OPTIONS");
+    char *saved = old ? strdup(old) : NULL;
+    char options[1024];
+    snprintf(options, sizeof options, "%s%squarantine_size_mb=0", saved ? saved : "",
+             saved && *saved ? ":" : "");
+    setenv("ASAN_OPTIONS", options, 1);
+    int rc = start(state);
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+    return rc;
+}
+
 static int stop(void **state)
 {
     evt_proc *p = *state;
@@ -696,6 +716,110 @@ static void expiry_is_real(void **state)
     disconnect(c);
 }
 
+/* Inline commands pipelined in one write, mixed with a multibulk, blank lines, quotes
+ * and a line of many words: all answered in order, as when they come one by one. */
+static void pipelined_inline_commands(void **state)
+{
+    client *c = connect_to(*state);
+    send_text(c, "PING\r\nSET a b\r\nGET a\r\n\r\n\nECHO  x\r\n"
+                 "set q 'hi there'\r\nget q\r\n*1\r\n$4\r\nPING\r\n"
+                 "EXISTS a a a a a a a a a a a a a a a a a a a a\r\n"
+                 "\tMGET a q nope \n"
+                 "NOSUCH x\r\nDBSIZE\r\n");
+    expect(c, "+PONG\r\n");
+    expect(c, "+OK\r\n");
+    expect(c, "$1\r\nb\r\n");
+    expect(c, "$1\r\nx\r\n");
+    expect(c, "+OK\r\n");
+    expect(c, "$8\r\nhi there\r\n");
+    expect(c, "+PONG\r\n");
+    expect(c, ":20\r\n");
+    expect(c, "*3\r\n$1\r\nb\r\n$8\r\nhi there\r\n$-1\r\n");
+    expect(c, "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n");
+    expect(c, ":2\r\n");
+    disconnect(c);
+}
+
+/* The server's resident memory in KiB (VmRSS in /proc/PID/status). */
+static long server_rss_kib(const evt_proc *p)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    assert_true(kib > 0);
+    return kib;
+}
+
+/* Keys that expire are removed by the sweep once a second even when no request
+ * touches them (nor DBSIZE, which counts only the living): their memory comes back
+ * while the client says nothing at all. */
+static void expired_keys_are_swept_unasked(void **state)
+{
+    evt_proc *p = *state;
+    client *c = connect_to(p);
+    enum { KEYS = 16, VALUE = 1 << 20 };   /* large enough that free() unmaps each */
+    char *value = evt_random_body(VALUE, 7);
+    long before = server_rss_kib(p);
+    for (int i = 0; i < KEYS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%d", i);
+        evt_bytes b = {0};
+        add_request(&b, 5, (const char *const[]){"SET", key, value, "PX", "200"},
+                    (size_t[]){3, strlen(key), VALUE, 2, 3});
+        evt_send_all(c->fd, b.p, b.len);
+        evt_bytes_free(&b);
+        expect(c, "+OK\r\n");
+    }
+    long full = server_rss_kib(p);
+    assert_true(full - before > KEYS * 1024 * 3 / 4);
+    usleep(1600 * 1000);   /* past the expiry and at least one sweep; no request */
+    long swept = server_rss_kib(p);
+    if (full - swept < KEYS * 1024 * 3 / 4)
+        fail_msg("VmRSS %ld kB with the keys, %ld kB after they expired: not swept", full, swept);
+    CALL(c, ":0\r\n", "DBSIZE");
+    free(value);
+    disconnect(c);
+}
+
+/* A client that pipelines many GETs of a large value and reads nothing must not make
+ * the server queue every reply: a batch run from the input buffer stops at the output
+ * high-water mark, and then the library stops reading.  Every reply still arrives. */
+static void unread_big_replies_stay_bounded(void **state)
+{
+    evt_proc *p = *state;
+    client *c = connect_to(p);
+    enum { VALUE = 1 << 20, GETS = 100 };
+    char *value = evt_random_body(VALUE, 9);
+    evt_bytes b = {0};
+    add_request(&b, 3, (const char *const[]){"SET", "v", value}, (size_t[]){3, 1, VALUE});
+    evt_send_all(c->fd, b.p, b.len);
+    expect(c, "+OK\r\n");
+    long before = server_rss_kib(p);
+    evt_bytes_reset(&b);
+    for (int i = 0; i < GETS; i++)   /* 2 KiB of requests, in one write: one batch */
+        add_request(&b, 2, (const char *const[]){"GET", "v"}, NULL);
+    evt_send_all(c->fd, b.p, b.len);
+    usleep(300 * 1000);   /* the server runs what it will before the client reads */
+    long queued = server_rss_kib(p) - before;
+    if (queued > 16 * 1024)
+        fail_msg("%ld kB more resident with %d MiB of replies unread: not bounded", queued, GETS);
+    evt_bytes_reset(&b);
+    evt_bytes_adds(&b, "$1048576\r\n");
+    evt_bytes_add(&b, value, VALUE);
+    evt_bytes_adds(&b, "\r\n");
+    for (int i = 0; i < GETS; i++)
+        expect_bytes(c, b.p, b.len);
+    evt_bytes_free(&b);
+    free(value);
+    disconnect(c);
+}
+
 /* QUIT answers +OK and closes; what was pipelined after it never runs. */
 static void quit_closes_after_reply(void **state)
 {
@@ -736,10 +860,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(pipelined_big_replies, start, stop),
         cmocka_unit_test_setup_teardown(one_byte_at_a_time, start, stop),
         cmocka_unit_test_setup_teardown(inline_commands, start, stop),
+        cmocka_unit_test_setup_teardown(pipelined_inline_commands, start, stop),
         cmocka_unit_test_setup_teardown(command_errors, start, stop),
         cmocka_unit_test_setup_teardown(protocol_errors, start, stop),
         cmocka_unit_test_setup_teardown(bulk_limit_option, start_small_bulk, stop),
         cmocka_unit_test_setup_teardown(expiry_is_real, start, stop),
+        cmocka_unit_test_setup_teardown(expired_keys_are_swept_unasked, start_without_quarantine,
+                                        stop),
+        cmocka_unit_test_setup_teardown(unread_big_replies_stay_bounded, start, stop),
         cmocka_unit_test_setup_teardown(quit_closes_after_reply, start, stop),
         cmocka_unit_test_setup_teardown(empty_requests_are_ignored, start, stop),
     };
