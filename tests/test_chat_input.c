@@ -794,7 +794,7 @@ static void discard_rest_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 3) {
-        /* Output pushed before the discard (into the push window) goes with it. */
+        /* Output pushed before the discard (into the queue's reserve) goes with it. */
         r->results[0] = evc_chat_push(r->chat, "dropped", 7);
         evc_chat_discard_buffers(r->chat);
         r->results[1] = evc_chat_push(r->chat, "kept\n", 5);

@@ -549,7 +549,7 @@ static void close_all_hook(evt_recorder *r, const char *frame, size_t len)
 {
     (void)frame, (void)len;
     if (r->n_found == 1) {
-        /* The first push opens the push window; the close must shut it too. */
+        /* The first push opens the queue's reserve; the close must shut it too. */
         r->results[1] = evc_chat_push(r->chat, "early", 5);
         evc_close_all(r->loop);
         r->results[0] = evc_chat_push(r->chat, "late", 4);

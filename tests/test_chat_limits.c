@@ -410,7 +410,7 @@ static void limit_hook(evt_recorder *r, const char *frame, size_t len)
     r->results[4] = evc_chat_push(r->chat, buf, 1000);
 }
 
-/* Short pushes, most of them into the push window: the one that would pass the limit
+/* Short pushes, most of them into the queue's reserve: the one that would pass the limit
  * is refused to the byte, and one that exactly fills it is not. */
 static void small_limit_hook(evt_recorder *r, const char *frame, size_t len)
 {
