@@ -84,7 +84,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
                           void *data)
 {
     (void)peer, (void)len;
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     bulk_conn *b = calloc(1, sizeof *b);
     if (b)
         b->copy = *(const bool *)data;

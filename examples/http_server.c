@@ -380,6 +380,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
      * cannot tell: a file producer has handed out nothing while it waits. */
     if (conn->answering)
         conn->waiting_since = now;
+    /* The header timeout bounds the head alone.  Once it is in, a body that
+     * keeps coming is a slow client, not a slowloris: it is bounded by the
+     * chat's stall timeout (no I/O for STALL_TIMEOUT) and by -m. */
+    if (conn->state >= HTTP_BODY && conn->state <= HTTP_TRAILERS)
+        conn->waiting_since = now;
     size_t buffered = 0;
     evc_chat_peek(conn->chat, &buffered);
     bool started = conn->state != HTTP_REQUEST_LINE || buffered > 0;
@@ -389,7 +394,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_set(w, left, 0);
         ev_timer_start(loop, w);
     } else if (started) {
-        refuse(conn, 408);      /* slowloris: the head (or body) never finished */
+        refuse(conn, 408);      /* slowloris: the head never finished */
     } else {
         evc_chat_close(conn->chat);
     }
@@ -431,7 +436,7 @@ static void on_accepted(evc_server *server, int fd, const struct sockaddr *sa, s
         return;
     }
     conn->config = cfg;
-    conn->loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    conn->loop = evc_server_loop(server);
     char peer[EVC_ADDRSTRLEN];
     if (evc_addr_format(sa, len, peer, sizeof peer) < 0)
         snprintf(peer, sizeof peer, "-");

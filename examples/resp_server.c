@@ -507,7 +507,7 @@ static void accept_client(evc_server *listener, int fd, const struct sockaddr *p
                           socklen_t len, void *data)
 {
     (void)peer, (void)len;
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(listener));
+    struct ev_loop *loop = evc_server_loop(listener);
     struct conn *conn = calloc(1, sizeof *conn);
     evc_chat *c = conn ? evc_chat_new(loop, fd, &resp_channel, conn) : NULL;
     if (!c) {

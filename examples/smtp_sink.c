@@ -431,7 +431,7 @@ static const struct evc_chat_ops smtp_channel = {
 static void accept_client(evc_server *server, int fd, const struct sockaddr *peer,
                           socklen_t peer_len, void *data)
 {
-    struct ev_loop *loop = evc_dispatcher_loop(evc_server_dispatcher(server));
+    struct ev_loop *loop = evc_server_loop(server);
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);

@@ -432,6 +432,19 @@ class HttpTimeoutTest(unittest.TestCase):
         self.assertTrue(reader.at_eof())
         self.assertLess(time.monotonic() - start, 5)
 
+    def test_a_slow_body_that_keeps_coming_is_answered(self):
+        # The header timeout bounds the head only: an upload that takes longer
+        # than -T but keeps sending is a slow client, not a slowloris.
+        sock = connect(self.server)
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+        for piece in (b"ab", b"cd", b"ef", b"gh"):
+            time.sleep(0.5)
+            sock.sendall(piece)
+        r = Reader(sock).response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"abcdefgh")
+
     def test_an_idle_connection_is_closed_silently(self):
         sock = connect(self.server)
         self.addCleanup(sock.close)
