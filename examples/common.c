@@ -1,11 +1,15 @@
 /* Shared plumbing of the example programs: see common.h. */
 #include "common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void example_parse(example_opts *opts, int argc, char **argv, const char *defhost, int defport,
                    const char *usage)
@@ -119,4 +123,39 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
         fprintf(stderr, "cannot resolve %s:%d: %s\n", opts->host, opts->port, evc_strerror(rc));
         exit(1);
     }
+}
+
+int example_open_beneath(int root_fd, char *path)
+{
+    int dir = dup(root_fd);
+    if (dir < 0)
+        return -errno;
+    char *save = NULL;
+    char *part = strtok_r(path, "/", &save);
+    while (part) {
+        char *next = strtok_r(NULL, "/", &save);
+        int fd;
+        if (strcmp(part, "..") == 0) {
+            close(dir);
+            return -EACCES;
+        }
+        if (strcmp(part, ".") == 0)
+            fd = dup(dir);
+        else if (next)
+            fd = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        else  /* O_NONBLOCK: opening a FIFO must not hang the server */
+            fd = openat(dir, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        int err = errno;
+        struct stat st;
+        /* O_NOFOLLOW met a symlink: ELOOP, or ENOTDIR along with O_DIRECTORY. */
+        if (fd < 0 && (err == ELOOP || (err == ENOTDIR &&
+                       fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))))
+            err = EACCES;
+        close(dir);
+        if (fd < 0)
+            return -err;
+        dir = fd;
+        part = next;
+    }
+    return dir;
 }

@@ -1,7 +1,8 @@
 /*
  * What every example program shares: the command line (-b ADDR -p PORT,
  * --help), the "listening on HOST:PORT" line, and a clean exit on SIGINT and
- * SIGTERM.  Not part of the library.
+ * SIGTERM; and, for the file servers, opening a name inside a directory.  Not
+ * part of the library.
  */
 #ifndef EVC_EXAMPLE_COMMON_H
 #define EVC_EXAMPLE_COMMON_H
@@ -35,5 +36,9 @@ void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2]);
 int example_serve(const example_opts *opts, const struct evc_server_ops *ops, void *data);
 /* Resolves opts into a socket address (for clients).  Exits 1 with a message on failure. */
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len);
+/* Opens path ('/'-separated; leading and doubled slashes are ignored) under the
+ * directory root_fd without leaving it, one component at a time: an fd or -errno,
+ * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
+int example_open_beneath(int root_fd, char *path);
 
 #endif

@@ -50,37 +50,7 @@ static int open_beneath(int root_fd, char *name)
 {
     if (name[0] == '/' || name[0] == '\0')
         return -EACCES;
-    int dir = dup(root_fd);
-    if (dir < 0)
-        return -errno;
-    char *save = NULL;
-    char *part = strtok_r(name, "/", &save);
-    while (part) {
-        char *next = strtok_r(NULL, "/", &save);
-        int fd;
-        if (strcmp(part, "..") == 0) {
-            close(dir);
-            return -EACCES;
-        }
-        if (strcmp(part, ".") == 0)
-            fd = dup(dir);
-        else if (next)
-            fd = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        else  /* O_NONBLOCK: opening a FIFO must not hang the server */
-            fd = openat(dir, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        int err = errno;
-        struct stat st;
-        /* O_NOFOLLOW met a symlink: ELOOP, or ENOTDIR along with O_DIRECTORY. */
-        if (fd < 0 && (err == ELOOP || (err == ENOTDIR &&
-                       fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))))
-            err = EACCES;
-        close(dir);
-        if (fd < 0)
-            return -err;
-        dir = fd;
-        part = next;
-    }
-    return dir;
+    return example_open_beneath(root_fd, name);
 }
 
 /* Pushes the 2-byte length and the JSON header (and takes the reference to it). */

@@ -20,6 +20,7 @@
  * Several ranges, or a Range that does not parse, get the whole file (RFC 9110
  * lets a server ignore Range).
  */
+#include "common.h"
 #include "http.h"
 
 #include <errno.h>
@@ -33,43 +34,6 @@
 #include <unistd.h>
 
 #define SMALL_FILE (16u * 1024u)    /* up to this, a copy in the queue beats a sendfile */
-
-/* Opens the decoded path (starting with '/') under root_fd: an fd or -errno
- * (-EACCES for ".." and for any symlink). */
-static int open_beneath(int root_fd, char *path)
-{
-    int dir = dup(root_fd);
-    if (dir < 0)
-        return -errno;
-    char *save = NULL;
-    char *part = strtok_r(path, "/", &save);
-    while (part) {
-        char *next = strtok_r(NULL, "/", &save);
-        int fd;
-        if (strcmp(part, "..") == 0) {
-            close(dir);
-            return -EACCES;
-        }
-        if (strcmp(part, ".") == 0)
-            fd = dup(dir);
-        else if (next)
-            fd = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        else    /* O_NONBLOCK: opening a FIFO must not hang the server */
-            fd = openat(dir, part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        int err = errno;
-        struct stat st;
-        /* O_NOFOLLOW met a symlink: ELOOP, or ENOTDIR along with O_DIRECTORY. */
-        if (fd < 0 && (err == ELOOP || (err == ENOTDIR &&
-                       fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))))
-            err = EACCES;
-        close(dir);
-        if (fd < 0)
-            return -err;
-        dir = fd;
-        part = next;
-    }
-    return dir;
-}
 
 static const char *content_type(const char *path)
 {
@@ -163,7 +127,7 @@ void http_serve_file(http_conn *conn, char *path)
     http_request *req = &conn->req;
     /* Before open_beneath, which cuts path into its components. */
     const char *type = content_type(path);
-    int fd = open_beneath(conn->config->root_fd, path);
+    int fd = example_open_beneath(conn->config->root_fd, path);
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         int index = openat(fd, "index.html", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
