@@ -208,7 +208,6 @@ found_it:
         }
         frame_done(c);
     }
-    evc__buf_consume_inline(&c->in, 0);
     if ((c->in.len > 0 || evc__scanner_ready(engine)) && delivery_paused(c) &&
         !input_discarding(c))
         set_flag(c, CHAT_INPUT_HELD);
