@@ -37,9 +37,9 @@ extern "C" {
 struct ev_loop;
 struct sockaddr_storage;
 
-#define EVC_VERSION_MAJOR 0
-#define EVC_VERSION_MINOR 1
-#define EVC_VERSION_PATCH 0
+/* EVC_VERSION_MAJOR, EVC_VERSION_MINOR, EVC_VERSION_PATCH: the release this
+ * header belongs to (configure writes them from configure.ac). */
+#include "evchat_version.h"
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -50,6 +50,10 @@ struct sockaddr_storage;
 
 /* Names an error: a negative (or positive) errno or EVC_NOT_YET.  Never NULL. */
 EVC_EXPORT const char *evc_strerror(int err);
+
+/* The running library's release, "MAJOR.MINOR.PATCH" (static; never NULL); it can
+ * differ from the EVC_VERSION_* a program was compiled with. */
+EVC_EXPORT const char *evc_version(void);
 
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */

@@ -34,7 +34,9 @@ int main(void)
 PROG
 flags=$(pkg-config --define-variable=includedir="$srcdir/include" \
                    --define-variable=libdir="$builddir/.libs" --cflags --libs evchat)
-if ${CC:-cc} -o "$tmp/consumer" "$tmp/consumer.c" $flags 2> "$tmp/err"; then
+# Installed, evchat_version.h sits beside evchat.h; in a build tree apart from
+# the source tree configure wrote it to the build tree's include/.
+if ${CC:-cc} -o "$tmp/consumer" "$tmp/consumer.c" $flags -I"$builddir/include" 2> "$tmp/err"; then
     echo "ok 2 - a consumer links with pkg-config's flags alone"
 else
     echo "not ok 2 - a consumer does not link with: $flags"
