@@ -2,15 +2,16 @@
 # The shared library exports exactly the functions include/evchat.h declares
 # with EVC_EXPORT, and exactly the checked-in list src/evchat.map: nothing
 # internal leaks, nothing public is missing, and a name cannot appear or vanish
-# from the binary interface without an edit to that list.  TAP output.
+# from the binary interface without an edit to that list.  The Debian symbols
+# file (in a git checkout) covers every version node of the list.  TAP output.
 set -u
 builddir=${EVC_BUILDDIR:-.}
 srcdir=${EVC_SRCDIR:-.}
 lib="$builddir/.libs/libevchat.so"
 map="$srcdir/src/evchat.map"
-echo "1..4"
+echo "1..5"
 if [ ! -f "$lib" ]; then
-    for i in 1 2 3 4; do echo "ok $i # SKIP no shared library was built"; done
+    for i in 1 2 3 4 5; do echo "ok $i # SKIP no shared library was built"; done
     exit 0
 fi
 tmp=$(mktemp -d)
@@ -47,4 +48,16 @@ else
              { split($0, p, "@+"); if (!(p[2] in node)) print $0 }' - "$tmp/versioned")
     verdict 4 "exported without a version node of src/evchat.map" "$unversioned" \
         "every export carries a version node of src/evchat.map"
+fi
+
+# debian/ is not in the release tarball, only in the repository.
+symbols="$srcdir/debian/libevchat1.symbols"
+if [ ! -f "$symbols" ]; then
+    echo "ok 5 # SKIP no debian/libevchat1.symbols (not a git checkout)"
+else
+    uncovered=$(sed -n 's/^\(EVCHAT_[0-9.]*\) *{.*/\1/p' "$map" | while read -r node; do
+        grep -q "^ (symver)$node " "$symbols" || echo "$node"
+    done)
+    verdict 5 "version nodes without a (symver) line in debian/libevchat1.symbols" "$uncovered" \
+        "debian/libevchat1.symbols covers every version node"
 fi
