@@ -4,8 +4,8 @@
  * header with byteorder, content-type, content-encoding and content-length,
  * then the content), serving files.  Try it:
  *
- *     mkdir -p /tmp/pub && echo hi > /tmp/pub/a.txt && ./file_server /tmp/pub &
- *     file_client a.txt out.txt                    # or: echo a.txt | nc 127.0.0.1 8800
+ *     mkdir -p /tmp/pub && echo hi > /tmp/pub/a.txt && examples/file_server /tmp/pub &
+ *     examples/file_client a.txt out.txt
  *
  * Protocol: the client sends "NAME\n"; the server answers with the header and
  * the file's bytes, then closes.  On a refusal the header is {"error": "...",

@@ -42,7 +42,7 @@
  * its request completes, and the push FIFO keeps the order.
  *
  * Try it:   examples/resp_server &   then   redis-cli -p 6379 set greeting hello
- *           printf 'PING\r\n' | nc -q1 127.0.0.1 6379
+ *           redis-cli -p 6379 get greeting
  */
 #include "common.h"
 #include "resp_commands.h"

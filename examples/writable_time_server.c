@@ -15,7 +15,7 @@
  * set_reuse_addr, bind, listen, and handle_accepted for each new connection.
  * Default port: 10002 (time_server has 10001).
  *
- * Try it:   nc 127.0.0.1 10002     then type a line, and another.
+ * Try it:   examples/echo_client -p 10002     then type a line, and another.
  */
 #include "common.h"
 
