@@ -110,10 +110,9 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
         perror(address);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     evc_close_all(loop);

@@ -30,7 +30,8 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
 void example_address(const example_opts *opts, char *buf, size_t cap);
 /* Prints "listening on HOST:PORT" for the address listen_fd is bound to, flushes stdout. */
 void example_announce(int listen_fd);
-/* Makes SIGINT and SIGTERM stop the loop (ev_break), so main can clean up and exit 0. */
+/* Makes SIGINT and SIGTERM stop the loop (ev_break), so main can clean up and exit 0.
+ * Call it before example_announce: whoever reads "listening on" may signal at once. */
 void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2]);
 /* The whole life of a server example: listens on opts with ops/data, prints the
  * "listening on" line, runs the default loop until SIGINT/SIGTERM, then closes

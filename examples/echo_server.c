@@ -242,10 +242,9 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    example_announce(evc_dispatcher_fd(listener));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(listener));
     ev_run(loop, 0);
 
 out:

@@ -171,10 +171,9 @@ int main(int argc, char **argv)
         close(root_fd);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     evc_close_all(loop);

@@ -369,6 +369,25 @@ static void unix_socket(void **state)
     assert_int_equal(stat(path, &st), -1);
 }
 
+/* A script or test that reads "listening on" may stop the server at once:
+ * the signal must already be caught then, never fatal.  Every server that
+ * prints the line, a few times each, since the window is short. */
+static void sigterm_right_after_listening_exits_zero(void **state)
+{
+    (void)state;
+    static const char *const servers[] = {"echo_server", "time_server", "udp_echo",
+                                          "writable_time_server", "file_server"};
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++) {
+        for (int round = 0; round < 20; round++) {
+            evt_proc p;
+            evt_spawn_server(&p, servers[i], NULL);
+            int status = evt_stop_server(&p, SIGTERM);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("%s: status %#x after SIGTERM in round %d", servers[i], status, round);
+        }
+    }
+}
+
 static void help_exits_zero(void **state)
 {
     (void)state;
@@ -502,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sigint_also_exits_zero_with_clients_connected,
                                         setup_own_server, teardown_own_server),
         cmocka_unit_test_setup_teardown(unix_socket, setup_own_server, teardown_own_server),
+        cmocka_unit_test(sigterm_right_after_listening_exits_zero),
         cmocka_unit_test(help_exits_zero),
         cmocka_unit_test(bad_port_exits_2),
         WITH_SERVER(echo_client_prints_replies_and_ends_after_bye),
