@@ -52,7 +52,8 @@ int example_open_beneath(int root_fd, char *path);
  * EXAMPLE_LOOP_LONGOPTS to it, EXAMPLE_LOOP_HELP to its --help, passes each
  * option to example_loop_option first and calls example_loop_start after the
  * options. */
-#define EXAMPLE_OPT_BACKEND 0x100   /* getopt_long's value for --backend: no short form */
+#define EXAMPLE_OPT_BACKEND 0x10B0   /* getopt_long's value for --backend (no short form); other
+                                      * long-only options must pick other values */
 #define EXAMPLE_LOOP_SHORTOPTS "v"
 #define EXAMPLE_LOOP_LONGOPTS                                    \
     {"backend", required_argument, NULL, EXAMPLE_OPT_BACKEND}, \
