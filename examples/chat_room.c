@@ -22,7 +22,7 @@
  * fails with -ENOBUFS and the member is dropped (closed).  The server's memory
  * is therefore bounded by about 1 MiB per member, whatever anybody does.
  *
- * Try it: run chat_room, then several `chat_client` (or `nc 127.0.0.1 33333`).
+ * Try it: run chat_room, then several `chat_client`.
  */
 #include "common.h"
 

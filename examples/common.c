@@ -18,17 +18,22 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
         {"help", no_argument, NULL, 'h'},
         {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'},
+        EXAMPLE_LOOP_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    *opts = (example_opts){0};
     opts->host = defhost;
     opts->port = defport;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
+        if (example_loop_option(opts, c, optarg, argv[0]))
+            continue;
         switch (c) {
         case 'h':
             printf("usage: %s [-b ADDR] [-p PORT]%s\n"
                    "  -b, --bind ADDR   address (host, IP or unix:/path; default %s)\n"
                    "  -p, --port PORT   port (default %d; 0 picks a free one)\n"
+                   EXAMPLE_LOOP_HELP
                    "  -h, --help        this text\n",
                    argv[0], usage, defhost, defport);
             exit(0);
@@ -52,6 +57,7 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
     }
     opts->argc = argc - optind;
     opts->argv = argv + optind;
+    example_loop_start(opts, argv[0]);
 }
 
 void example_address(const example_opts *opts, char *buf, size_t cap)
@@ -104,10 +110,9 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
         perror(address);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     evc_close_all(loop);
@@ -158,4 +163,73 @@ int example_open_beneath(int root_fd, char *path)
         part = next;
     }
     return dir;
+}
+
+/* --- The event loop's backend ------------------------------------------- */
+
+static const struct {
+    const char *name;
+    unsigned flag;
+} backends[] = {
+    {"select", EVBACKEND_SELECT},
+    {"poll", EVBACKEND_POLL},
+    {"epoll", EVBACKEND_EPOLL},
+};
+
+const char *example_backend_name(unsigned backend)
+{
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (backends[i].flag == backend)
+            return backends[i].name;
+    switch (backend) {   /* the ones libev may choose by itself elsewhere */
+    case EVBACKEND_KQUEUE:
+        return "kqueue";
+    case EVBACKEND_DEVPOLL:
+        return "devpoll";
+    case EVBACKEND_PORT:
+        return "port";
+    default:
+        return "other";
+    }
+}
+
+bool example_loop_option(example_opts *opts, int c, const char *arg, const char *prog)
+{
+    if (c == 'v') {
+        opts->verbose = true;
+        return true;
+    }
+    if (c != EXAMPLE_OPT_BACKEND)
+        return false;
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (strcmp(arg, backends[i].name) != 0)
+            continue;
+        /* A libev built without it would silently fall back: refuse instead,
+         * since the user asked for this one by name. */
+        if (!(ev_supported_backends() & backends[i].flag)) {
+            fprintf(stderr, "%s: backend '%s' is not available in this libev\n", prog, arg);
+            exit(2);
+        }
+        opts->backend = backends[i].flag;
+        return true;
+    }
+    fprintf(stderr, "%s: unknown backend '%s' (select, poll or epoll)\n", prog, arg);
+    exit(2);
+}
+
+void example_loop_start(const example_opts *opts, const char *prog)
+{
+    /* The default loop, whatever the backend: only it can watch signals
+     * (ev_signal), and the examples stop cleanly on SIGINT and SIGTERM.  Made
+     * here, once, so that the programs' own ev_default_loop() calls get it. */
+    struct ev_loop *loop = ev_default_loop(opts->backend);
+    if (!loop) {
+        fprintf(stderr, "%s: cannot create the event loop (backend %s)\n", prog,
+                opts->backend ? example_backend_name(opts->backend) : "default");
+        exit(1);
+    }
+    if (opts->verbose) {
+        fprintf(stderr, "%s: backend %s\n", prog, example_backend_name(ev_backend(loop)));
+        fflush(stderr);
+    }
 }

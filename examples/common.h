@@ -17,6 +17,9 @@ typedef struct example_opts {
     int port;            /* -p PORT; 0 picks a free port */
     int argc;            /* operands left after the options */
     char **argv;
+    /* The event loop (--backend NAME, -v): see example_loop_start. */
+    unsigned backend;    /* EVBACKEND_SELECT, _POLL or _EPOLL; 0 lets libev choose */
+    bool verbose;        /* -v: say on stderr which backend runs the loop */
 } example_opts;
 
 /* Parses -b ADDR, -p PORT and --help/-h (printing usage, which names the program's
@@ -27,7 +30,8 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
 void example_address(const example_opts *opts, char *buf, size_t cap);
 /* Prints "listening on HOST:PORT" for the address listen_fd is bound to, flushes stdout. */
 void example_announce(int listen_fd);
-/* Makes SIGINT and SIGTERM stop the loop (ev_break), so main can clean up and exit 0. */
+/* Makes SIGINT and SIGTERM stop the loop (ev_break), so main can clean up and exit 0.
+ * Call it before example_announce: whoever reads "listening on" may signal at once. */
 void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2]);
 /* The whole life of a server example: listens on opts with ops/data, prints the
  * "listening on" line, runs the default loop until SIGINT/SIGTERM, then closes
@@ -40,5 +44,31 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
  * directory root_fd without leaving it, one component at a time: an fd or -errno,
  * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
 int example_open_beneath(int root_fd, char *path);
+
+/* --- The event loop's backend: --backend select|poll|epoll and -v ---------
+ * The Python tutorials pick select(), poll() or epoll() by hand; libev picks
+ * for us, and these options let the user pick.  example_parse takes them; a
+ * program with its own getopt_long table adds EXAMPLE_LOOP_SHORTOPTS and
+ * EXAMPLE_LOOP_LONGOPTS to it, EXAMPLE_LOOP_HELP to its --help, passes each
+ * option to example_loop_option first and calls example_loop_start after the
+ * options. */
+#define EXAMPLE_OPT_BACKEND 0x10B0   /* getopt_long's value for --backend (no short form); other
+                                      * long-only options must pick other values */
+#define EXAMPLE_LOOP_SHORTOPTS "v"
+#define EXAMPLE_LOOP_LONGOPTS                                    \
+    {"backend", required_argument, NULL, EXAMPLE_OPT_BACKEND}, \
+    {"verbose", no_argument, NULL, 'v'}
+#define EXAMPLE_LOOP_HELP                                                     \
+    "      --backend NAME  select, poll or epoll (default: libev's choice)\n" \
+    "  -v, --verbose       print the loop's backend on stderr\n"
+/* Takes getopt_long's c (with its optarg) if it is --backend or -v and returns true;
+ * false for any other option.  An unknown or unavailable backend exits 2 with a message. */
+bool example_loop_option(example_opts *opts, int c, const char *arg, const char *prog);
+/* Creates the default loop with opts->backend, so that every later ev_default_loop()
+ * returns that loop, and with -v prints "PROG: backend NAME" (what ev_backend reports)
+ * on stderr.  Exits 1 with a message if libev cannot create it. */
+void example_loop_start(const example_opts *opts, const char *prog);
+/* The name of a libev backend ("select", "poll", "epoll", ...). */
+const char *example_backend_name(unsigned backend);
 
 #endif

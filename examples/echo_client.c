@@ -11,7 +11,7 @@
  * evc_dispatcher_update on the socket to have it asked again.
  *
  * A line "BYE" (any case) is sent, stdin is no longer read, and the client
- * ends when the server, having echoed it, closes.  At the end of stdin the
+ * ends when the server closes (it does not echo BYE).  At the end of stdin the
  * client sends what is left and ends once every byte has come back.
  * Exit status: 0 after a normal end, 1 if it cannot connect or the
  * connection fails.

@@ -17,11 +17,15 @@
  *     only when there is something to send, and the server never spins;
  *   - readable() is false while the buffer (PENDING_MAX bytes) is full, so a
  *     client that sends but never reads cannot make the server's memory grow;
- *   - a line (or a whole message) "BYE", in any case, is echoed and then that
- *     client is closed once its pending bytes are out; bytes after it are
- *     dropped.  When a client closes its side, what is pending is still sent.
+ *   - a line "BYE" (any case, with "\n" or "\r\n"), or a message read in one
+ *     piece that is nothing but "BYE", closes that client as the Python echo
+ *     servers do: BYE itself is not echoed, what came before it is sent
+ *     first, what comes after it is dropped.  So that no byte of BYE goes
+ *     out, the start of a line that could still become "BYE" waits in the
+ *     buffer until its line is decided.  When a client closes its side, what
+ *     is pending is still sent.
  *
- * Try it:   examples/echo_server &   then   printf 'hi\nbye\n' | nc 127.0.0.1 5556
+ * Try it:   examples/echo_server &   then   printf 'hi\nbye\n' | examples/echo_client
  * Also:     examples/echo_server -b unix:/tmp/echo.sock
  */
 #include "common.h"
@@ -41,36 +45,62 @@ struct client {
     size_t len;
     char line[4];      /* the first bytes of the current line, to spot "BYE" */
     size_t line_len;   /* bytes of the current line seen (stops counting at 5) */
+    size_t held;       /* the end of pending that may yet be a BYE line: not sent yet */
     bool finishing;    /* BYE or the peer's EOF: send what is pending, then close */
 };
 
-/* Scans newly received bytes for a line "BYE" (trimmed of \r\n, any case), or
- * a message that is nothing but "BYE".  Returns how many bytes to keep: up to
- * and including the BYE, or all of them. */
+/* Whether the line seen so far ("b", "By", "BYE", "bye\r") may still become "BYE". */
+static bool may_become_bye(const struct client *c)
+{
+    size_t k = c->line_len;
+    if (k == 0 || k > sizeof c->line)
+        return false;
+    if (k == 4 && c->line[3] != '\r')
+        return false;
+    return strncasecmp(c->line, "bye", k < 3 ? k : 3) == 0;
+}
+
+/* Scans the n bytes just received at p (the end of pending) for a line "BYE"
+ * (trimmed of \r\n, any case), or a message that is nothing but "BYE".
+ * Returns how many of them to keep: those before the BYE, or all of them;
+ * c->held says how many kept bytes at the end must wait for their line. */
 static size_t scan_for_bye(struct client *c, const char *p, size_t n)
 {
     bool at_line_start = c->line_len == 0;
+    size_t before = c->held;   /* bytes of the current line received earlier */
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '\n') {
-            size_t k = c->line_len;
+            size_t seen = c->line_len, k = seen;
             if (k >= 1 && k <= sizeof c->line && c->line[k - 1] == '\r')
                 k--;
             c->line_len = 0;
+            c->held = 0;
             if (k == 3 && strncasecmp(c->line, "bye", 3) == 0) {
+                /* Drop the whole line: its start held back from earlier
+                 * reads, and what of it arrived in this one. */
                 c->finishing = true;
-                return i + 1;
+                c->len -= before;
+                return i - (seen - before);
             }
-        } else if (c->line_len < sizeof c->line) {
-            c->line[c->line_len++] = p[i];
+            before = 0;
         } else {
-            c->line_len = sizeof c->line + 1;   /* too long to be BYE */
+            if (c->line_len < sizeof c->line)
+                c->line[c->line_len++] = p[i];
+            else
+                c->line_len = sizeof c->line + 1;   /* too long to be BYE */
+            c->held = may_become_bye(c) ? c->line_len : 0;
+            if (c->held == 0)
+                before = 0;
         }
     }
     size_t k = n;
     while (k > 0 && (p[k - 1] == '\r' || p[k - 1] == '\n'))
         k--;
-    if (at_line_start && k == 3 && strncasecmp(p, "bye", 3) == 0)
+    if (at_line_start && k == 3 && strncasecmp(p, "bye", 3) == 0) {
         c->finishing = true;
+        c->held = 0;
+        return 0;
+    }
     return n;
 }
 
@@ -85,7 +115,7 @@ static bool client_writable(evc_dispatcher *d, void *data)
 {
     (void)d;
     struct client *c = data;
-    return c->len > 0;
+    return c->len > c->held;
 }
 
 static void client_read(evc_dispatcher *d, void *data)
@@ -98,13 +128,16 @@ static void client_read(evc_dispatcher *d, void *data)
     ssize_t n = evc_dispatcher_recv(d, c->pending + c->len, PENDING_MAX - c->len);
     if (n <= 0)
         return;   /* nothing yet, or EOF/error: handle_close or handle_error has run */
-    c->len += scan_for_bye(c, c->pending + c->len, (size_t)n);
+    size_t keep = scan_for_bye(c, c->pending + c->len, (size_t)n);
+    c->len += keep;
+    if (c->finishing && c->len == 0)
+        evc_dispatcher_close(d);   /* BYE with nothing before it to send */
 }
 
 static void client_write(evc_dispatcher *d, void *data)
 {
     struct client *c = data;
-    ssize_t n = evc_dispatcher_send(d, c->pending, c->len);
+    ssize_t n = evc_dispatcher_send(d, c->pending, c->len - c->held);
     if (n <= 0)
         return;   /* the socket is full, or the peer is gone and we are closed */
     c->len -= (size_t)n;
@@ -118,11 +151,13 @@ static void client_write(evc_dispatcher *d, void *data)
         evc_dispatcher_close(d);
 }
 
-/* The peer closed its side (or reset it): echo what is pending first.  If it
- * comes again (a send found the peer gone), give up. */
+/* The peer closed its side (or reset it): echo what is pending first, a line
+ * start held back as a possible BYE too, since no "\n" will make it one.  If
+ * it comes again (a send found the peer gone), give up. */
 static void client_close(evc_dispatcher *d, void *data)
 {
     struct client *c = data;
+    c->held = 0;
     if (c->finishing || c->len == 0)
         evc_dispatcher_close(d);
     c->finishing = true;
@@ -207,10 +242,9 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    example_announce(evc_dispatcher_fd(listener));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(listener));
     ev_run(loop, 0);
 
 out:

@@ -4,8 +4,8 @@
  * header with byteorder, content-type, content-encoding and content-length,
  * then the content), serving files.  Try it:
  *
- *     mkdir -p /tmp/pub && echo hi > /tmp/pub/a.txt && ./file_server /tmp/pub &
- *     file_client a.txt out.txt                    # or: echo a.txt | nc 127.0.0.1 8800
+ *     mkdir -p /tmp/pub && echo hi > /tmp/pub/a.txt && examples/file_server /tmp/pub &
+ *     examples/file_client a.txt out.txt
  *
  * Protocol: the client sends "NAME\n"; the server answers with the header and
  * the file's bytes, then closes.  On a refusal the header is {"error": "...",
@@ -171,10 +171,9 @@ int main(int argc, char **argv)
         close(root_fd);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     evc_close_all(loop);

@@ -384,15 +384,20 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"output", required_argument, NULL, 'o'},
+        EXAMPLE_LOOP_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *out_path = NULL;
+    example_opts loop_opts = {0};   /* only the loop's options: URLs name their servers */
     int c;
-    while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
+        if (example_loop_option(&loop_opts, c, optarg, argv[0]))
+            continue;
         if (c == 'h') {
             printf("usage: %s [-o FILE] URL...\n"
                    "Fetches http:// URLs in order, bodies to stdout or FILE; exit 0 if all were 2xx\n"
                    "  -o, --output FILE  write the bodies to FILE\n"
+                   EXAMPLE_LOOP_HELP
                    "  -h, --help         this text\n", argv[0]);
             return 0;
         }
@@ -407,6 +412,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [-o FILE] URL... (1 to %d URLs)\n", argv[0], MAX_URLS);
         return 2;
     }
+    example_loop_start(&loop_opts, argv[0]);
     client cl = {.n_urls = n, .out_fd = STDOUT_FILENO};
     cl.urls = calloc(n, sizeof *cl.urls);
     if (!cl.urls)

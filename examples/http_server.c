@@ -483,6 +483,7 @@ static void usage(const char *prog, int status)
             "  -m, --max-body BYTES    longest request body (default %u)\n"
             "  -T, --header-timeout S  seconds to send a request head (default %g)\n"
             "  -k, --idle-timeout S    seconds a keep-alive connection may idle (default %g)\n"
+            EXAMPLE_LOOP_HELP
             "  -h, --help              this text\n",
             prog, DEFAULT_PORT, HTTP_DEFAULT_MAX_BODY, HEADER_TIMEOUT, IDLE_TIMEOUT);
     exit(status);
@@ -509,6 +510,7 @@ int main(int argc, char **argv)
         {"max-body", required_argument, NULL, 'm'},
         {"header-timeout", required_argument, NULL, 'T'},
         {"idle-timeout", required_argument, NULL, 'k'},
+        EXAMPLE_LOOP_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = DEFAULT_PORT};
@@ -518,7 +520,10 @@ int main(int argc, char **argv)
         .idle_timeout = IDLE_TIMEOUT,
     };
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:" EXAMPLE_LOOP_SHORTOPTS, longopts,
+                            NULL)) != -1) {
+        if (example_loop_option(&opts, c, optarg, argv[0]))
+            continue;
         char *end;
         switch (c) {
         case 'h':
@@ -558,6 +563,7 @@ int main(int argc, char **argv)
     }
     if (argc - optind > 1)
         usage(argv[0], 2);
+    example_loop_start(&opts, argv[0]);
     const char *dir = optind < argc ? argv[optind] : ".";
     cfg.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cfg.root_fd < 0) {

@@ -42,7 +42,7 @@
  * its request completes, and the push FIFO keeps the order.
  *
  * Try it:   examples/resp_server &   then   redis-cli -p 6379 set greeting hello
- *           printf 'PING\r\n' | nc -q1 127.0.0.1 6379
+ *           redis-cli -p 6379 get greeting
  */
 #include "common.h"
 #include "resp_commands.h"
@@ -567,6 +567,7 @@ static void usage(const char *prog, int status)
            "  -b, --bind ADDR        address (host, IP or unix:/path; default 127.0.0.1)\n"
            "  -p, --port PORT        port (default %d; 0 picks a free one)\n"
            "  -m, --max-bulk BYTES   longest argument, k/m/g suffixes allowed (default 512mb)\n"
+           EXAMPLE_LOOP_HELP
            "  -h, --help             this text\n",
            prog, DEFAULT_PORT);
     exit(status);
@@ -579,12 +580,15 @@ int main(int argc, char **argv)
         {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'},
         {"max-bulk", required_argument, NULL, 'm'},
+        EXAMPLE_LOOP_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = DEFAULT_PORT};
     struct server server = {.max_bulk = DEFAULT_MAX_BULK};
     int opt;
-    while ((opt = getopt_long(argc, argv, "hb:p:m:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hb:p:m:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
+        if (example_loop_option(&opts, opt, optarg, argv[0]))
+            continue;
         char *end;
         switch (opt) {
         case 'h':
@@ -613,6 +617,7 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         usage(argv[0], 2);
+    example_loop_start(&opts, argv[0]);
 
     server.store = resp_store_new();
     if (!server.store) {

@@ -471,6 +471,7 @@ static void usage(const char *argv0)
            "  -d, --maildir DIR    deliver into the Maildir DIR instead of printing\n"
            "  -s, --size BYTES     largest message accepted (default %u)\n"
            "  -t, --timeout MS     idle time before a client is dropped with 421 (default %u)\n"
+           EXAMPLE_LOOP_HELP
            "  -h, --help           this text\n",
            argv0, DEFAULT_SIZE_LIMIT, IDLE_MS);
 }
@@ -494,13 +495,16 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},       {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'}, {"maildir", required_argument, NULL, 'd'},
         {"size", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+        EXAMPLE_LOOP_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = 8025};
     static struct sink sink = {.size_limit = DEFAULT_SIZE_LIMIT, .idle_seconds = IDLE_MS / 1000.0};
     const char *maildir = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:d:s:t:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:d:s:t:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
+        if (example_loop_option(&opts, c, optarg, argv[0]))
+            continue;
         switch (c) {
         case 'h':
             usage(argv[0]);
@@ -530,6 +534,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: unexpected operand '%s'\n", argv[0], argv[optind]);
         return 2;
     }
+    example_loop_start(&opts, argv[0]);
     if (gethostname(sink.host, sizeof sink.host) < 0)
         snprintf(sink.host, sizeof sink.host, "localhost");
     sink.host[sizeof sink.host - 1] = '\0';

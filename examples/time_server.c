@@ -5,7 +5,7 @@
  * and in found_terminator pushes time.ctime() and calls close_when_done().
  * Here the "subclass" is an evc_chat_ops table.  Try it:
  *
- *     printf 'hi\r\n\r\n' | nc 127.0.0.1 10001
+ *     examples/time_server &   then   examples/time_client
  *
  * What it shows: a listening evc_server handing each connection to a chat;
  * a byte-string terminator; push + close_when_done (the reply is written, then

@@ -126,10 +126,9 @@ int main(int argc, char **argv)
         ev_loop_destroy(loop);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(d));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(d));
     ev_run(loop, 0);
 
     evc_close_all(loop);

@@ -17,7 +17,7 @@
  *   - when a client closes its side, what is still queued for it is written
  *     before the connection closes (the default handle_close).
  *
- * Try it:   printf 'hello, world\n' | nc -q1 127.0.0.1 9999
+ * Try it:   printf 'hello, world\n' | examples/echo_client -p 9999
  */
 #include "common.h"
 

@@ -15,7 +15,7 @@
  * set_reuse_addr, bind, listen, and handle_accepted for each new connection.
  * Default port: 10002 (time_server has 10001).
  *
- * Try it:   nc 127.0.0.1 10002     then type a line, and another.
+ * Try it:   examples/echo_client -p 10002     then type a line, and another.
  */
 #include "common.h"
 
@@ -140,10 +140,9 @@ int main(int argc, char **argv)
         ev_loop_destroy(loop);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(listener));
-
     ev_signal stop[2];
-    example_stop_on_signals(loop, stop);
+    example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+    example_announce(evc_dispatcher_fd(listener));
     ev_run(loop, 0);
 
     evc_close_all(loop);
