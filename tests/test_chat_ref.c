@@ -323,6 +323,61 @@ static void test_close_during_lookup(void **state)
     evt_loop_finish(loop);
 }
 
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+static void gated_work(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void count_done(void *arg, int status)
+{
+    (void)status;
+    (*(int *)arg)++;
+}
+
+static void close_chat(void *arg)
+{
+    evc_chat_close(arg);
+}
+
+/* The chat is closed in the same loop pass as its lookup comes back, before it
+ * is destroyed: still no callback. */
+static void test_close_just_before_lookup_returns(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = evt_loop_new();
+    assert_int_equal(evc_loop_open_posts(loop), 0);
+    assert_int_equal(evc_loop_set_pool_size(loop, 1), 0);
+    int gated_done = 0;
+    gate_open = false;
+    /* The one pool thread is held, so the lookup waits behind this item. */
+    assert_non_null(evc_work_queue(loop, gated_work, count_done, &gated_done));
+    chat_rec r = {0};
+    evc_chat *c = evc_chat_new(loop, -1, &rec_ops, &r);
+    assert_int_equal(evc_chat_connect_addr(c, "localhost:9"), 0);
+    /* Queued ahead of both completions: the close, then the lookup's result. */
+    assert_int_equal(evc_loop_post(loop, close_chat, c), 0);
+    pthread_mutex_lock(&gate_lock);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+    usleep(200 * 1000);      /* both items finish while the loop does not run */
+    ev_run(loop, 0);
+    assert_int_equal(gated_done, 1);
+    assert_int_equal(r.connects, 0);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.destroys, 1);
+    assert_int_equal(evc_loop_close_posts(loop), 0);
+    evt_loop_finish(loop);
+}
+
 /* Numeric addresses stay synchronous: a bad one fails inline, a good one needs no pool. */
 static void test_numeric_stays_synchronous(void **state)
 {
@@ -354,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_connect_by_name),
         cmocka_unit_test(test_connect_to_unknown_name),
         cmocka_unit_test(test_close_during_lookup),
+        cmocka_unit_test(test_close_just_before_lookup_returns),
         cmocka_unit_test(test_numeric_stays_synchronous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
