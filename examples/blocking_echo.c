@@ -167,10 +167,10 @@ int main(int argc, char **argv)
         evc_loop_close_posts(loop);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
+    /* Signals first: a SIGTERM sent as soon as the line is read must find them. */
     ev_signal stop[2];
     example_stop_on_signals(loop, stop);
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     /* Handlers still blocking are waited for (pending work keeps ev_run going);

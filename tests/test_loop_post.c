@@ -10,8 +10,21 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Counts the library's calls to malloc (linked with -Wl,--wrap=malloc; the
+ * library is linked statically into this program, so its calls are wrapped). */
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+static atomic_int mallocs;
+
+void *__wrap_malloc(size_t size)
+{
+    atomic_fetch_add(&mallocs, 1);
+    return __real_malloc(size);
+}
 
 #define POSTERS 4
 #define POSTS_EACH 2000
@@ -316,6 +329,35 @@ static void test_loops_on_many_threads(void **state)
     }
 }
 
+/* Once the queue has been as long as it gets, posting allocates nothing. */
+static void test_steady_state_allocates_nothing(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    record r;
+    record_init(&r, loop);
+    assert_int_equal(evc_loop_open_posts(loop), 0);
+    static post_arg a[64];
+    for (int i = 0; i < 64; i++)
+        a[i] = (post_arg){&r, 0, i};
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(evc_loop_post(loop, on_post, &a[i]), 0);
+    assert_true(evt_run_until_count(loop, &r.ran, 64, 5.));
+    int before = atomic_load(&mallocs);
+    for (int round = 0; round < 100; round++) {
+        r.last_seq[0] = -1;
+        for (int i = 0; i < 64; i++)
+            assert_int_equal(evc_loop_post(loop, on_post, &a[i]), 0);
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    assert_true(evt_run_until_count(loop, &r.ran, 64 * 101, 5.));
+    assert_int_equal(atomic_load(&mallocs), before);
+    assert_false(r.out_of_order);
+    assert_int_equal(evc_loop_close_posts(loop), 0);
+    evt_assert_loop_empty(loop);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_close_inside_a_post),
         cmocka_unit_test(test_posts_outlive_dispatchers),
         cmocka_unit_test(test_loops_on_many_threads),
+        cmocka_unit_test(test_steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
