@@ -294,7 +294,9 @@ EVC_EXPORT evc_chat *evc_chat_new(struct ev_loop *loop, int fd,
  * 0: handle_connect or handle_error follows; -errno: nothing follows. */
 EVC_EXPORT int evc_chat_connect(evc_chat *, const struct sockaddr *, socklen_t);
 /* evc_chat_connect to an address given as text ("host:port", "[v6]:port", "unix:/path").
- * 0, or -EINVAL / -ENOENT (bad text, no such host) and the errors of evc_chat_connect. */
+ * A host name is looked up on the loop's work pool: 0, then handle_connect, or handle_error
+ * (-ENOENT: no such host).  0, or -EINVAL (bad text), -EALREADY (a lookup is under way)
+ * and the errors of evc_chat_connect. */
 EVC_EXPORT int evc_chat_connect_addr(evc_chat *, const char *addr);
 /* C string terminator; "" means none.  0, -EINVAL (NULL).  Applies to buffered bytes too. */
 EVC_EXPORT int evc_chat_set_terminator(evc_chat *, const char *term);
