@@ -298,7 +298,9 @@ EVC_EXPORT evc_chat *evc_chat_new(struct ev_loop *loop, int fd,
  * 0: handle_connect or handle_error follows; -errno: nothing follows. */
 EVC_EXPORT int evc_chat_connect(evc_chat *, const struct sockaddr *, socklen_t);
 /* evc_chat_connect to an address given as text ("host:port", "[v6]:port", "unix:/path").
- * 0, or -EINVAL / -ENOENT (bad text, no such host) and the errors of evc_chat_connect. */
+ * A host name is looked up on the loop's work pool: 0, then handle_connect, or handle_error
+ * (-ENOENT: no such host).  0, or -EINVAL (bad text), -EALREADY (a lookup is under way)
+ * and the errors of evc_chat_connect. */
 EVC_EXPORT int evc_chat_connect_addr(evc_chat *, const char *addr);
 /* C string terminator; "" means none.  0, -EINVAL (NULL).  Applies to buffered bytes too. */
 EVC_EXPORT int evc_chat_set_terminator(evc_chat *, const char *term);
@@ -439,6 +441,54 @@ EVC_EXPORT evc_dispatcher *evc_server_dispatcher(evc_server *);
 EVC_EXPORT struct ev_loop *evc_server_loop(const evc_server *);
 /* Stops listening (a unix socket path is unlinked); idempotent; on_destroy follows. */
 EVC_EXPORT void evc_server_close(evc_server *);
+
+/* ------------------------------------------------------------------ */
+/* Threads: posts to a loop, chat references, the blocking-work pool   */
+/* (evc_loop(3)).  Everything else in this header belongs to the       */
+/* thread of the loop the object was made on.                          */
+/* ------------------------------------------------------------------ */
+
+/* Loop thread: lets other threads post to the loop from now on (idempotent; the loop's
+ * one wake-up watcher does not keep ev_run running by itself).  0 or -ENOMEM. */
+EVC_EXPORT int evc_loop_open_posts(struct ev_loop *loop);
+/* Loop thread: refuses posts from now on and runs, in order, those already accepted.
+ * The count it ran (0 when posts were not open). */
+EVC_EXPORT int evc_loop_close_posts(struct ev_loop *loop);
+/* Any thread: runs fn(arg) on the loop's thread, after the posts accepted before it.
+ * 0 (fn will run), -ESHUTDOWN (posts not open or closed: fn never runs), -ENOMEM. */
+EVC_EXPORT int evc_loop_post(struct ev_loop *loop, void (*fn)(void *arg), void *arg);
+
+/* A thread-safe handle on a chat: it stays valid after the chat is gone. */
+typedef struct evc_chat_ref evc_chat_ref;
+
+/* Loop thread: a new reference to the chat (release it with evc_chat_ref_release).
+ * NULL + errno (EPIPE: the chat is closed; ENOMEM). */
+EVC_EXPORT evc_chat_ref *evc_chat_ref_new(evc_chat *);
+/* Any thread: copies the bytes and posts their push to the chat's loop; there,
+ * done(status, arg) (if not NULL) hears evc_chat_push's result, -EPIPE when the chat
+ * closed meanwhile.  0 (done will run), -EPIPE (chat known gone), -ESHUTDOWN (the
+ * loop takes no posts), -ENOMEM: then done never runs. */
+EVC_EXPORT int evc_chat_ref_push(evc_chat_ref *, const void *, size_t,
+                                 void (*done)(int status, void *arg), void *arg);
+/* Loop thread: the chat, or NULL once it is closed. */
+EVC_EXPORT evc_chat *evc_chat_ref_get(const evc_chat_ref *);
+/* Any thread: drops the reference; the last one frees it. */
+EVC_EXPORT void evc_chat_ref_release(evc_chat_ref *);
+
+/* A function queued on the loop's pool of worker threads. */
+typedef struct evc_work evc_work;
+
+/* Loop thread: runs work(arg) on a pool thread, then done(arg, status) on the loop
+ * thread: status 0, or -ECANCELED after evc_work_cancel.  The item is freed after
+ * done returns.  Pending work keeps ev_run running.  NULL + errno (ENOMEM, EAGAIN). */
+EVC_EXPORT evc_work *evc_work_queue(struct ev_loop *loop, void (*work)(void *arg),
+                                    void (*done)(void *arg, int status), void *arg);
+/* Loop thread, before done ran: takes the work off the queue if no thread started it
+ * (done follows with -ECANCELED).  0, or -EBUSY (running or finished: done follows as usual). */
+EVC_EXPORT int evc_work_cancel(evc_work *);
+/* Loop thread, posts open: at most n (1..256) pool threads for the loop from now on
+ * (default 4); threads already started stay.  0, -EINVAL, -ESHUTDOWN (posts not open). */
+EVC_EXPORT int evc_loop_set_pool_size(struct ev_loop *loop, unsigned n);
 
 #ifdef __cplusplus
 }

@@ -68,7 +68,10 @@ static int gai_to_errno(int gai, int saved_errno)
     }
 }
 
-int evc_addr_from_host_port(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+/* evc_addr_from_host_port; with numeric_only, a host that is a name gives
+ * -EAGAIN instead of a question to the name server. */
+static int from_host_port(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
+                          bool numeric_only)
 {
     if (!host || !ss || !len)
         return -EINVAL;
@@ -94,10 +97,12 @@ int evc_addr_from_host_port(const char *host, int port, struct sockaddr_storage 
     /* SOCK_STREAM only to get one entry per address instead of one per socket
      * type; the address itself serves datagram sockets just as well. */
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+                             .ai_flags = AI_NUMERICSERV | (numeric_only ? AI_NUMERICHOST : 0)};
     struct addrinfo *res = NULL;
     errno = 0;
     int gai = getaddrinfo(name, service, &hints, &res);
+    if (gai == EAI_NONAME && numeric_only)
+        return -EAGAIN;
     if (gai != 0)
         return gai_to_errno(gai, errno);
     int rc = -ENOENT;
@@ -109,6 +114,11 @@ int evc_addr_from_host_port(const char *host, int port, struct sockaddr_storage 
     }
     freeaddrinfo(res);
     return rc;
+}
+
+int evc_addr_from_host_port(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    return from_host_port(host, port, ss, len, false);
 }
 
 /* Reads a decimal port that must end the text.  0..65535 or -EINVAL. */
@@ -127,7 +137,8 @@ static int parse_port(const char *text)
     return (int)port;
 }
 
-int evc_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+/* evc_addr_parse; numeric_only as for from_host_port. */
+static int parse(const char *text, struct sockaddr_storage *ss, socklen_t *len, bool numeric_only)
 {
     if (!text || !ss || !len)
         return -EINVAL;
@@ -160,7 +171,17 @@ int evc_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len
     char name[HOST_MAX + 1];
     memcpy(name, host, host_len);
     name[host_len] = '\0';
-    return evc_addr_from_host_port(name, port, ss, len);
+    return from_host_port(name, port, ss, len, numeric_only);
+}
+
+int evc_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    return parse(text, ss, len, false);
+}
+
+int evc__addr_parse_numeric(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    return parse(text, ss, len, true);
 }
 
 /* The text of a unix address: "unix:/path", "unix:@name" or "unix:" when unnamed. */

@@ -98,6 +98,10 @@ struct evc_chat {
      * the flush, acted on at the top of a handler (evc__chat_settle_output). */
     int write_err;
     double linger;          /* evc_chat_shutdown_when_done's bound, in seconds */
+
+    /* Threads (chat_ref.c): */
+    evc_chat_ref *ref;      /* the chat's one reference object, made on first evc_chat_ref_new */
+    evc_work *resolving;    /* evc_chat_connect_addr's name lookup in the pool, or NULL */
 };
 
 /* The single re-check after a call into user code: may we keep going?  The
@@ -220,5 +224,9 @@ void evc__chat_settle_output(evc_chat *c);
 /* The peer closed while the chat lingers after evc_chat_shutdown_when_done, or
  * the linger time is up: close. */
 void evc__chat_linger_done(evc_chat *c);
+
+/* evc_chat_connect_addr with a host name: the lookup runs in the loop's work
+ * pool, then the connect follows (chat_ref.c).  0 or -errno. */
+int evc__chat_connect_resolving(evc_chat *, const char *text);
 
 #endif /* EVC_CHAT_INTERNAL_H */

@@ -132,6 +132,7 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
      * callbacks and producers may use the user's data, and on_destroy, the last
      * callback, may free it: so they all run first. */
     evc__outq_clear(&c->out);
+    evc__chat_threads_destroyed(c);
     if (c->state != CHAT_STILLBORN && c->ops->on_destroy)
         c->ops->on_destroy(c, c->data);
     evc__buf_free(&c->in);
@@ -224,7 +225,10 @@ int evc_chat_connect_addr(evc_chat *c, const char *text)
         return -EINVAL;
     struct sockaddr_storage ss;
     socklen_t len;
-    int rc = evc_addr_parse(text, &ss, &len);
+    /* A name would block the loop in getaddrinfo: the pool looks it up. */
+    int rc = evc__addr_parse_numeric(text, &ss, &len);
+    if (rc == -EAGAIN)
+        return evc__chat_connect_resolving(c, text);
     if (rc < 0)
         return rc;
     return evc_chat_connect(c, (const struct sockaddr *)&ss, len);

@@ -338,6 +338,8 @@ typedef struct evc_reg_link {
 
 /* One loop's bookkeeping; private to registry.c. */
 typedef struct evc_loop_entry evc_loop_entry;
+/* A loop's cross-thread posts and work pool; private to loop_post.c. */
+typedef struct evc_posts evc_posts;
 /* A loop's urgent-data watcher; private to oob.c. */
 typedef struct evc_oob evc_oob;
 
@@ -351,6 +353,17 @@ void evc__registry_detach(evc_loop_entry *, evc_reg_link *);
 evc_block_source *evc__registry_blocks(evc_loop_entry *);
 /* The loop's urgent-data watcher, made on first use; NULL with errno when that fails. */
 evc_oob *evc__registry_oob(evc_loop_entry *);
+/* Sets the loop's posts (loop thread), creating the loop's entry when it has none;
+ * the entry then stays, whatever its dispatchers do, until evc__registry_unpin_posts.
+ * The entry, or NULL when out of memory. */
+evc_loop_entry *evc__registry_pin_posts(struct ev_loop *, evc_posts *);
+/* Clears the loop's posts (loop thread): from now on no other thread finds them.
+ * Frees the entry if the loop has no dispatcher left. */
+void evc__registry_unpin_posts(evc_loop_entry *);
+/* Any thread: the loop's posts with their mutex held (evc__posts_unlock), or NULL. */
+evc_posts *evc__registry_lock_posts(struct ev_loop *);
+/* The loop's thread: the loop's posts, or NULL (only that thread frees them). */
+evc_posts *evc__registry_posts(struct ev_loop *);
 /* The dispatcher's loop entry (dispatcher.c). */
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *);
 
@@ -369,5 +382,52 @@ int evc__oob_add(evc_oob *, int fd, evc_reg_link *);
 void evc__oob_del(evc_oob *, int fd);
 /* Urgent data arrived on the dispatcher's fd (dispatcher.c). */
 void evc__dispatcher_expt(evc_dispatcher *);
+
+/* ------------------------------------------------------------------ */
+/* Threads: cross-thread posts (loop_post.c), the work pool            */
+/* (work_pool.c), chat references (chat_ref.c)                         */
+/* ------------------------------------------------------------------ */
+
+/* One queued call.  evc_loop_post's nodes come from the posts' spare list;
+ * the library's own (a finished work item) are embedded in their owner. */
+typedef struct evc_post_node {
+    struct evc_post_node *next;
+    void (*fn)(void *);
+    void *arg;
+    bool spare;          /* from the spare list: goes back there once run */
+} evc_post_node;
+
+/* A loop's pool of worker threads; private to work_pool.c. */
+typedef struct evc_pool evc_pool;
+
+/* Locks and unlocks the posts' mutex (registry.c hands them out locked). */
+void evc__posts_lock(evc_posts *);
+void evc__posts_unlock(evc_posts *);
+/* Loop thread: the loop's posts, made if needed, held until evc__posts_release.
+ * Held posts keep ev_run running and take evc__posts_push.  NULL + errno. */
+evc_posts *evc__posts_hold(struct ev_loop *);
+/* Loop thread: drops a hold; the posts go once neither holds nor the user's
+ * evc_loop_open_posts keep them. */
+void evc__posts_release(evc_posts *);
+/* Any thread, while the caller's hold lasts: queues node (never refused). */
+void evc__posts_push(evc_posts *, evc_post_node *);
+/* Loop thread: the posts' pool, started on first use.  NULL + errno. */
+evc_pool *evc__posts_pool(evc_posts *);
+
+/* A pool with up to max threads, none started yet; its finished work is
+ * posted to posts.  NULL + errno. */
+evc_pool *evc__pool_new(evc_posts *, unsigned max);
+/* Raises or lowers the number of threads the pool may start. */
+void evc__pool_set_max(evc_pool *, unsigned max);
+/* Stops and joins the pool's threads (nothing may be queued) and frees it. */
+void evc__pool_free(evc_pool *);
+
+/* The chat was destroyed: its references see that, its pending name
+ * resolution is dropped (chat_ref.c). */
+void evc__chat_threads_destroyed(evc_chat *);
+
+/* Like evc_addr_parse, but never asks a name server: -EAGAIN when the host is a
+ * name that needs one (addr.c). */
+int evc__addr_parse_numeric(const char *text, struct sockaddr_storage *, socklen_t *);
 
 #endif /* EVC_INTERNAL_H */

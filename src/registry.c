@@ -16,7 +16,11 @@
  * evc_close_all (never on the I/O path), and an entry is freed with the last
  * dispatcher of its loop, so a program that stops using evchat on a loop
  * leaves nothing behind.  Everything inside an entry belongs to that loop's
- * thread, like the loop itself, so only the table is locked.
+ * thread, like the loop itself, so only the table is locked; the one
+ * exception is the loop's posts (loop_post.c), which other threads reach
+ * through the table and which carry their own mutex, always taken after
+ * table_lock.  Open posts pin the entry, so that a loop keeps taking posts
+ * while it has no dispatcher at all.
  */
 #include "internal.h"
 
@@ -31,6 +35,10 @@ struct evc_loop_entry {
     size_t count;           /* dispatchers in the list */
     evc_block_source blocks; /* the chats' read blocks */
     evc_oob *oob;           /* urgent-data watcher, NULL until first needed */
+    /* Cross-thread posts and the blocking-work pool (loop_post.c, work_pool.c).
+     * `posts` is written under table_lock, so that another thread can find it
+     * there; while it is set the entry is pinned and outlives its dispatchers. */
+    evc_posts *posts;
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -45,22 +53,55 @@ static evc_loop_entry *find_locked(struct ev_loop *loop)
     return NULL;
 }
 
+/* The loop's entry, added to the table if it has none; NULL when out of memory.
+ * Call with table_lock held. */
+static evc_loop_entry *find_or_add_locked(struct ev_loop *loop)
+{
+    evc_loop_entry *e = find_locked(loop);
+    if (e)
+        return e;
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->loop = loop;
+    e->head.prev = e->head.next = &e->head;
+    evc__block_source_init(&e->blocks, EVC_READ_BLOCK);
+    e->next = table;
+    table = e;
+    return e;
+}
+
+/* Takes an entry nothing uses any more out of the table.  Call with table_lock held. */
+static void unlink_locked(evc_loop_entry *e)
+{
+    for (evc_loop_entry **pp = &table; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            return;
+        }
+    }
+}
+
+/* Frees an entry out of the table. */
+static void free_entry(evc_loop_entry *e)
+{
+    /* Every dispatcher unregistered its fd at close, so the watcher is
+     * stopped; and every chat released its blocks in its on_destroy, which
+     * ran before the last detach, so none can come back to the source. */
+    if (e->oob)
+        evc__oob_free(e->oob);
+    evc__block_source_fini(&e->blocks);
+    free(e);
+}
+
 evc_loop_entry *evc__registry_attach(struct ev_loop *loop, evc_reg_link *link)
 {
     pthread_mutex_lock(&table_lock);
-    evc_loop_entry *e = find_locked(loop);
+    evc_loop_entry *e = find_or_add_locked(loop);
     if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e) {
-            pthread_mutex_unlock(&table_lock);
-            errno = ENOMEM;
-            return NULL;
-        }
-        e->loop = loop;
-        e->head.prev = e->head.next = &e->head;
-        evc__block_source_init(&e->blocks, EVC_READ_BLOCK);
-        e->next = table;
-        table = e;
+        pthread_mutex_unlock(&table_lock);
+        errno = ENOMEM;
+        return NULL;
     }
     /* New dispatchers go to the tail so evc_close_all closes in creation order. */
     link->next = &e->head;
@@ -78,26 +119,57 @@ void evc__registry_detach(evc_loop_entry *e, evc_reg_link *link)
     link->prev->next = link->next;
     link->next->prev = link->prev;
     link->prev = link->next = NULL;
-    if (--e->count == 0) {
-        for (evc_loop_entry **pp = &table; *pp; pp = &(*pp)->next) {
-            if (*pp == e) {
-                *pp = e->next;
-                break;
-            }
-        }
-    } else {
-        e = NULL;
-    }
+    /* Posts that are open pin the entry: it goes with the last of both. */
+    bool unused = --e->count == 0 && !e->posts;
+    if (unused)
+        unlink_locked(e);
     pthread_mutex_unlock(&table_lock);
-    if (e) {
-        /* Every dispatcher unregistered its fd at close, so the watcher is
-         * stopped; and every chat released its blocks in its on_destroy, which
-         * ran before this detach, so none can come back to the source. */
-        if (e->oob)
-            evc__oob_free(e->oob);
-        evc__block_source_fini(&e->blocks);
-        free(e);
-    }
+    if (unused)
+        free_entry(e);
+}
+
+evc_loop_entry *evc__registry_pin_posts(struct ev_loop *loop, evc_posts *posts)
+{
+    pthread_mutex_lock(&table_lock);
+    evc_loop_entry *e = find_or_add_locked(loop);
+    if (e)
+        e->posts = posts;
+    pthread_mutex_unlock(&table_lock);
+    return e;
+}
+
+void evc__registry_unpin_posts(evc_loop_entry *e)
+{
+    pthread_mutex_lock(&table_lock);
+    e->posts = NULL;
+    bool unused = e->count == 0;
+    if (unused)
+        unlink_locked(e);
+    pthread_mutex_unlock(&table_lock);
+    if (unused)
+        free_entry(e);
+}
+
+evc_posts *evc__registry_lock_posts(struct ev_loop *loop)
+{
+    pthread_mutex_lock(&table_lock);
+    evc_loop_entry *e = find_locked(loop);
+    evc_posts *p = e ? e->posts : NULL;
+    /* Locked before the table is let go (the order is always table, then a
+     * loop's posts), so the loop thread cannot free them in between. */
+    if (p)
+        evc__posts_lock(p);
+    pthread_mutex_unlock(&table_lock);
+    return p;
+}
+
+evc_posts *evc__registry_posts(struct ev_loop *loop)
+{
+    pthread_mutex_lock(&table_lock);
+    evc_loop_entry *e = find_locked(loop);
+    evc_posts *p = e ? e->posts : NULL;
+    pthread_mutex_unlock(&table_lock);
+    return p;
 }
 
 evc_block_source *evc__registry_blocks(evc_loop_entry *e)
