@@ -163,11 +163,13 @@ static void accept_client(evc_dispatcher *listener, int fd, const struct sockadd
     }
 }
 
+/* An accept error: the library has paused the listener for a moment (longer
+ * while the error lasts) and retries; a client's trouble or a bad minute of
+ * the kernel must not stop the server, so it only says so. */
 static void listener_error(evc_dispatcher *d, int err, void *data)
 {
-    (void)data;
+    (void)d, (void)data;
     fprintf(stderr, "echo_server: accept: %s\n", evc_strerror(err));
-    evc_dispatcher_close(d);
 }
 
 static const struct evc_dispatcher_ops listener_ops = {

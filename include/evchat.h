@@ -90,7 +90,8 @@ struct evc_dispatcher_ops {
     void (*handle_accepted)(evc_dispatcher *, int fd, const struct sockaddr *, socklen_t,
                             void *data);                     /* NULL: close fd; else fd is yours */
     void (*handle_close)(evc_dispatcher *, void *data);      /* peer closed; NULL: close */
-    void (*handle_error)(evc_dispatcher *, int err, void *data); /* err < 0; NULL: close */
+    void (*handle_error)(evc_dispatcher *, int err, void *data); /* err < 0; NULL: close
+                                                             * (a listener: see evc_dispatcher(3)) */
     void (*handle_timeout)(evc_dispatcher *, void *data);    /* idle timeout; NULL: close */
     void (*on_destroy)(evc_dispatcher *, void *data);        /* once, after close: free `data` here */
 };
@@ -113,7 +114,8 @@ EVC_EXPORT int evc_dispatcher_listen(evc_dispatcher *, int backlog);
  * a synchronous failure returns -errno and no callback fires. */
 EVC_EXPORT int evc_dispatcher_connect(evc_dispatcher *, const struct sockaddr *, socklen_t);
 /* Accepts one connection: a non-blocking, close-on-exec fd the caller owns; -EAGAIN
- * when none is waiting (ECONNABORTED is retried); other -errno otherwise.
+ * when none is waiting (EINTR and ECONNABORTED are retried a few times); other -errno
+ * otherwise.
  * addr/len may be NULL. */
 EVC_EXPORT int evc_dispatcher_accept(evc_dispatcher *, struct sockaddr_storage *addr, socklen_t *len);
 /* Sends without SIGPIPE.  >0 bytes sent; 0 would block or the peer is gone (then
@@ -418,7 +420,8 @@ typedef struct evc_server evc_server;
 struct evc_server_ops {
     /* A new connection: fd is non-blocking and yours (make a chat over it). */
     void (*handle_accepted)(evc_server *, int fd, const struct sockaddr *, socklen_t, void *data);
-    /* A listening error the server could not absorb; NULL: keep serving. */
+    /* An accept error (the server pauses, then keeps serving unless this closes it);
+     * NULL: keep serving. */
     void (*handle_error)(evc_server *, int err, void *data);
     void (*on_destroy)(evc_server *, void *data);             /* once, after close */
 };

@@ -207,8 +207,9 @@ void evc__dispatcher_update_events(evc_dispatcher *d)
 {
     if (d->h.closed || d->h.fd < 0)
         return;
-    /* An unconnected stream socket polls as hung up: watching it would spin. */
-    int events = d->unconnected ? 0 : wanted_events(d);
+    /* An unconnected stream socket polls as hung up: watching it would spin;
+     * a listener pausing after an accept error is not watched either. */
+    int events = d->unconnected || evc__accept_paused(d) ? 0 : wanted_events(d);
     if (events < 0 || events == d->io_events)
         return;
     if (d->io_events)
@@ -232,22 +233,26 @@ bool evc__dispatcher_reopen_reserve(evc_dispatcher *d)
  * Out of fds with connections waiting: the listener would be readable forever
  * and the loop would spin.  Give up the reserve fd, take the connection and
  * close it at once (the client sees it end rather than hang), and take the
- * reserve back.  Returns true if a connection was shed.
+ * reserve back.  Returns 1 if a connection was shed, 0 if none was waiting
+ * (Linux reports EMFILE before it looks at the queue), -1 if it could not.
  */
-static bool shed_connection(evc_dispatcher *d)
+static int shed_connection(evc_dispatcher *d)
 {
     if (d->reserve_fd < 0)
-        return false;
+        return -1;
     close(d->reserve_fd);
     d->reserve_fd = -1;
     int fd;
     do
         fd = accept4(d->h.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+    int err = errno;
     if (fd >= 0)
         close(fd);
     evc__dispatcher_reopen_reserve(d);
-    return fd >= 0;
+    if (fd >= 0)
+        return 1;
+    return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
 }
 
 static void default_accept(evc_dispatcher *d)
@@ -257,6 +262,7 @@ static void default_accept(evc_dispatcher *d)
         socklen_t len = sizeof ss;
         int fd = evc_dispatcher_accept(d, &ss, &len);
         if (fd >= 0) {
+            evc__accept_succeeded(d);
             if (!call_accepted(d, fd, &ss, len))
                 return;
             continue;
@@ -264,12 +270,14 @@ static void default_accept(evc_dispatcher *d)
         if (fd == -EAGAIN)
             return;
         if (fd == -EMFILE || fd == -ENFILE) {
-            if (shed_connection(d))
-                continue;
-            if (evc__dispatcher_reopen_reserve(d))
-                continue;
+            int shed = shed_connection(d);
+            if (shed > 0)
+                continue;   /* progress: the next one may be taken */
+            if (shed == 0)
+                return;     /* nothing is waiting */
         }
-        evc__dispatcher_call_error(d, fd);
+        /* Reported or absorbed as the errno calls for; then a pause, never a spin. */
+        evc__accept_failed(d, fd);
         return;
     }
 }
@@ -445,6 +453,7 @@ void evc_dispatcher_close(evc_dispatcher *d)
     if (d->reserve_fd >= 0)
         close(d->reserve_fd);
     d->reserve_fd = -1;
+    evc__accept_backoff_free(d);
     /* Inside a callback, leave() feeds the destroy when the outermost returns. */
     if (d->depth == 0)
         feed_destroy(d);
