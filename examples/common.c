@@ -104,10 +104,11 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
         perror(address);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
+    /* The stop signals are caught before the address is announced: a test that
+     * sends SIGTERM as soon as it reads it must get a clean exit. */
     ev_signal stop[2];
     example_stop_on_signals(loop, stop);
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     evc_close_all(loop);

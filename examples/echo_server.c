@@ -209,10 +209,11 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    example_announce(evc_dispatcher_fd(listener));
-
+    /* The stop signals are caught before the address is announced: a test that
+     * sends SIGTERM as soon as it reads it must get a clean exit. */
     ev_signal stop[2];
     example_stop_on_signals(loop, stop);
+    example_announce(evc_dispatcher_fd(listener));
     ev_run(loop, 0);
 
 out:

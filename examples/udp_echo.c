@@ -126,10 +126,11 @@ int main(int argc, char **argv)
         ev_loop_destroy(loop);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(d));
-
+    /* The stop signals are caught before the address is announced: a test that
+     * sends SIGTERM as soon as it reads it must get a clean exit. */
     ev_signal stop[2];
     example_stop_on_signals(loop, stop);
+    example_announce(evc_dispatcher_fd(d));
     ev_run(loop, 0);
 
     evc_close_all(loop);
