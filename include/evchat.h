@@ -280,6 +280,10 @@ struct evc_chat_ops {
      * one more.  Then the rest of the input is discarded and the chat closes once
      * its output is written.  NULL: handle_error(-EMSGSIZE), the same afterwards. */
     void (*frame_too_long)(evc_chat *, void *data);
+    /* A frame was not complete within the frame deadline of its first byte
+     * (evc_chat_set_frame_deadline); if the chat stays open the frame gets another
+     * period.  NULL: handle_timeout (NULL: close). */
+    void (*handle_frame_timeout)(evc_chat *, void *data);
 };
 
 /* Defaults of the limits (see the setters). */
@@ -364,6 +368,9 @@ EVC_EXPORT void evc_chat_set_output_limit(evc_chat *, size_t max);
 EVC_EXPORT size_t evc_chat_output_pending(const evc_chat *);
 /* Idle timeout: handle_timeout after seconds with no I/O; 0 turns it off. */
 EVC_EXPORT void evc_chat_set_timeout(evc_chat *, double seconds);
+/* Frame deadline: handle_frame_timeout when a frame is not complete seconds after its
+ * first byte arrived, however the bytes trickle in; 0 turns it off (the default). */
+EVC_EXPORT void evc_chat_set_frame_deadline(evc_chat *, double seconds);
 /* The peer's address ("host:port" text via evc_addr_format); 0 or -errno. */
 EVC_EXPORT int evc_chat_peer_address(const evc_chat *, struct sockaddr_storage *, socklen_t *);
 /* -- More framings (evc_chat(3), FRAMINGS).  Each applies to buffered bytes too. -- */

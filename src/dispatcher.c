@@ -345,17 +345,60 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         evc__dispatcher_update_events(d);
 }
 
+/* When the idle timeout is due (0: never). */
+static ev_tstamp idle_due(const evc_dispatcher *d)
+{
+    return d->timeout > 0 ? d->last_activity + d->timeout : 0;
+}
+
+/* When the frame in progress is due (0: never). */
+static ev_tstamp frame_due(const evc_dispatcher *d)
+{
+    return d->frame_limit > 0 && d->frame_started > 0 ? d->frame_started + d->frame_limit : 0;
+}
+
+/* Sets the one timer to the earlier of the idle and frame dues, or stops it. */
+static void arm_timer(evc_dispatcher *d)
+{
+    ev_tstamp idle = idle_due(d), frame = frame_due(d);
+    ev_tstamp due = idle == 0 ? frame : frame == 0 || idle < frame ? idle : frame;
+    ev_timer_stop(d->loop, &d->timer);
+    if (due == 0)
+        return;
+    ev_tstamp wait = due - ev_now(d->loop);
+    ev_timer_set(&d->timer, wait > 0 ? wait : 0., 0.);
+    ev_timer_start(d->loop, &d->timer);
+}
+
+static bool call_frame_expired(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->frame_expired)
+        d->frame_expired(d, d->data);
+    return leave(d);
+}
+
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     evc_dispatcher *d = w->data;
     (void)revents;
-    /* libev's "last activity" idiom: I/O only moves last_activity; the timer
-     * notices it here and sleeps for the rest of the period. */
-    ev_tstamp due = d->last_activity + d->timeout;
+    /* libev's "last activity" idiom: I/O only moves last_activity (and a new
+     * frame frame_started); the timer notices it here and sleeps for the rest
+     * of the period. */
     ev_tstamp now = ev_now(loop);
-    if (due > now) {
-        ev_timer_set(w, due - now, 0.);
-        ev_timer_start(loop, w);
+    ev_tstamp frame = frame_due(d);
+    if (frame != 0 && frame <= now) {
+        d->frame_started = now;   /* another period, unless the frame ends */
+        if (!call_frame_expired(d))
+            return;
+        if (!ev_is_active(&d->timer))
+            arm_timer(d);
+        evc__dispatcher_update_events(d);
+        return;
+    }
+    ev_tstamp idle = idle_due(d);
+    if (idle == 0 || idle > now) {
+        arm_timer(d);
         return;
     }
     enter(d);
@@ -363,8 +406,12 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!leave(d))
         return;
     /* Still open: another idle period, unless handle_timeout set a new one. */
-    if (!ev_is_active(&d->timer) && d->timeout > 0)
-        evc_dispatcher_set_timeout(d, d->timeout);
+    if (!ev_is_active(&d->timer)) {
+        if (d->timeout > 0)
+            evc_dispatcher_set_timeout(d, d->timeout);
+        else
+            arm_timer(d);
+    }
     evc__dispatcher_update_events(d);
 }
 
@@ -473,14 +520,11 @@ void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)
 {
     if (d->h.closed)
         return;
-    ev_timer_stop(d->loop, &d->timer);
     d->deadline = false;
     d->timeout = idle_seconds > 0 ? idle_seconds : 0;
-    if (d->timeout > 0) {
+    if (d->timeout > 0)
         d->last_activity = ev_now(d->loop);
-        ev_timer_set(&d->timer, d->timeout, 0.);
-        ev_timer_start(d->loop, &d->timer);
-    }
+    arm_timer(d);
 }
 
 int evc_dispatcher_fd(const evc_dispatcher *d)
@@ -535,6 +579,39 @@ void evc__dispatcher_touch(evc_dispatcher *d)
 {
     if (!d->deadline)
         d->last_activity = ev_now(d->loop);
+}
+
+void evc__dispatcher_set_frame_deadline(evc_dispatcher *d, double seconds,
+                                        void (*expired)(evc_dispatcher *, void *data))
+{
+    d->frame_limit = seconds > 0 ? seconds : 0;
+    d->frame_expired = expired;
+    if (d->frame_limit == 0)
+        d->frame_started = 0;
+    if (!d->h.closed)
+        arm_timer(d);
+}
+
+void evc__dispatcher_frame_begin(evc_dispatcher *d)
+{
+    if (d->frame_limit <= 0 || d->h.closed)
+        return;
+    d->frame_started = ev_now(d->loop);
+    /* A timer that fires no later than this frame's due is left alone: it
+     * finds out then (no heap operation per frame). */
+    if (ev_is_active(&d->timer) && ev_timer_remaining(d->loop, &d->timer) <= d->frame_limit)
+        return;
+    arm_timer(d);
+}
+
+void evc__dispatcher_frame_end(evc_dispatcher *d)
+{
+    d->frame_started = 0;
+}
+
+bool evc__dispatcher_frame_open(const evc_dispatcher *d)
+{
+    return d->frame_started > 0;
 }
 
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *d)

@@ -37,6 +37,10 @@ struct evc_dispatcher {
     bool deadline;           /* the timeout is absolute: I/O does not push it back */
     /* Listening: the pause after accept errors (dispatcher_accept.c); NULL otherwise. */
     evc_accept_backoff *backoff;
+    /* The chat's frame deadline, on `timer` too (evc__dispatcher_frame_*). */
+    double frame_limit;      /* seconds, 0 for none */
+    ev_tstamp frame_started; /* when the frame in progress began; 0: none */
+    void (*frame_expired)(evc_dispatcher *, void *data);
 };
 
 /* Sets the ev_io to what readable()/writable() want now (no-op when closed). */

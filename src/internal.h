@@ -325,6 +325,17 @@ bool evc__dispatcher_is_socket(const evc_dispatcher *);
 bool evc__dispatcher_connecting(const evc_dispatcher *);
 /* Marks I/O activity now (resets the idle timeout). */
 void evc__dispatcher_touch(evc_dispatcher *);
+/* The chat's frame deadline, kept on the dispatcher's one timer: expired(d, data)
+ * runs once a frame begun (evc__dispatcher_frame_begin) is not over `seconds`
+ * later (0: never), and the frame gets another period unless it ends. */
+void evc__dispatcher_set_frame_deadline(evc_dispatcher *, double seconds,
+                                        void (*expired)(evc_dispatcher *, void *data));
+/* A frame's first byte arrived now. */
+void evc__dispatcher_frame_begin(evc_dispatcher *);
+/* No frame is in progress (the timer, if armed for one, finds nothing due). */
+void evc__dispatcher_frame_end(evc_dispatcher *);
+/* True between frame_begin and frame_end. */
+bool evc__dispatcher_frame_open(const evc_dispatcher *);
 
 /* ------------------------------------------------------------------ */
 /* Per-loop registry (registry.c): the loop table                     */
