@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,4 +160,19 @@ int example_open_beneath(int root_fd, char *path)
         part = next;
     }
     return dir;
+}
+
+double example_parse_seconds(const char *prog, const char *what, const char *text)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    /* strtod takes "nan", "inf" and hex floats; a timeout is a plain decimal. */
+    bool plain = text[strspn(text, "0123456789.")] == '\0';
+    if (*text == '\0' || *end != '\0' || errno != 0 || !plain || !isfinite(v) || v < 0) {
+        fprintf(stderr, "%s: bad %s '%s' (seconds, a number >= 0)\ntry '%s --help'\n", prog,
+                what, text, prog);
+        exit(2);
+    }
+    return v;
 }

@@ -41,4 +41,9 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
  * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
 int example_open_beneath(int root_fd, char *path);
 
+/* A number of seconds given on the command line (what: its name in the message):
+ * a finite decimal >= 0, 0 meaning off.  Exits 2 with a message on anything else
+ * (empty, "abc", "nan", "inf", negative, trailing bytes). */
+double example_parse_seconds(const char *prog, const char *what, const char *text);
+
 #endif
