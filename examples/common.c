@@ -129,6 +129,10 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
 
 int example_open_beneath(int root_fd, char *path)
 {
+    /* A trailing slash names a directory, as for open(2): "file/" is ENOTDIR.
+     * Noted before strtok_r, which drops it. */
+    size_t path_len = strlen(path);
+    bool want_dir = path_len > 0 && path[path_len - 1] == '/';
     int dir = dup(root_fd);
     if (dir < 0)
         return -errno;
@@ -158,6 +162,11 @@ int example_open_beneath(int root_fd, char *path)
             return -err;
         dir = fd;
         part = next;
+    }
+    struct stat st;
+    if (want_dir && (fstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        close(dir);
+        return -ENOTDIR;
     }
     return dir;
 }

@@ -38,7 +38,8 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len);
 /* Opens path ('/'-separated; leading and doubled slashes are ignored) under the
  * directory root_fd without leaving it, one component at a time: an fd or -errno,
- * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
+ * -EACCES for ".." and for any symlink on the way, -ENOTDIR for a trailing slash
+ * after a name that is not a directory (as open(2)).  Cuts path up (strtok_r). */
 int example_open_beneath(int root_fd, char *path);
 
 /* A number of seconds given on the command line (what: its name in the message):
