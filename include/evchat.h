@@ -445,6 +445,17 @@ EVC_EXPORT evc_dispatcher *evc_server_dispatcher(evc_server *);
 EVC_EXPORT struct ev_loop *evc_server_loop(const evc_server *);
 /* Stops listening (a unix socket path is unlinked); idempotent; on_destroy follows. */
 EVC_EXPORT void evc_server_close(evc_server *);
+/* -- Connection caps (evc_server(3), CAPS).  A connection counts from the moment a
+ * dispatcher or chat of the loop takes over its fd inside handle_accepted until
+ * that one closes; nothing to call when it ends. -- */
+/* At most n connections at once (0: no cap, the default); at n the server stops
+ * accepting until one ends, and the kernel's backlog holds the newcomers.  0 or -EINVAL. */
+EVC_EXPORT int evc_server_set_max_connections(evc_server *, unsigned n);
+/* At most n connections at once from one IP address (0: no cap, the default); a
+ * peer's connection over it is accepted and closed at once.  0 or -EINVAL. */
+EVC_EXPORT int evc_server_set_max_per_peer(evc_server *, unsigned n);
+/* Connections counted now. */
+EVC_EXPORT unsigned evc_server_connections(const evc_server *);
 
 #ifdef __cplusplus
 }

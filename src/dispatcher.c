@@ -258,6 +258,9 @@ static int shed_connection(evc_dispatcher *d)
 static void default_accept(evc_dispatcher *d)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
+        /* readable() may turn false with a connection taken (a server at its cap). */
+        if (i > 0 && !ask(d, d->ops->readable, true))
+            return;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = evc_dispatcher_accept(d, &ss, &len);
@@ -501,6 +504,11 @@ void evc_dispatcher_close(evc_dispatcher *d)
         close(d->reserve_fd);
     d->reserve_fd = -1;
     evc__accept_backoff_free(d);
+    if (d->close_hook) {
+        void (*hook)(void *) = d->close_hook;
+        d->close_hook = NULL;
+        hook(d->close_hook_arg);
+    }
     /* Inside a callback, leave() feeds the destroy when the outermost returns. */
     if (d->depth == 0)
         feed_destroy(d);
@@ -602,6 +610,15 @@ void evc__dispatcher_frame_begin(evc_dispatcher *d)
     if (ev_is_active(&d->timer) && ev_timer_remaining(d->loop, &d->timer) <= d->frame_limit)
         return;
     arm_timer(d);
+}
+
+bool evc__dispatcher_set_close_hook(evc_dispatcher *d, void (*hook)(void *), void *arg)
+{
+    if (d->h.closed || d->close_hook)
+        return false;
+    d->close_hook = hook;
+    d->close_hook_arg = arg;
+    return true;
 }
 
 void evc__dispatcher_frame_end(evc_dispatcher *d)

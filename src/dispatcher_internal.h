@@ -41,6 +41,9 @@ struct evc_dispatcher {
     double frame_limit;      /* seconds, 0 for none */
     ev_tstamp frame_started; /* when the frame in progress began; 0: none */
     void (*frame_expired)(evc_dispatcher *, void *data);
+    /* evc__dispatcher_set_close_hook: an accepted connection the server counts. */
+    void (*close_hook)(void *arg);
+    void *close_hook_arg;
 };
 
 /* Sets the ev_io to what readable()/writable() want now (no-op when closed). */

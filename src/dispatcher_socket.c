@@ -37,6 +37,11 @@ static int adopt(evc_dispatcher *d, int fd)
 {
     bool listening;
     probe_fd(fd, &d->h.is_socket, &listening);
+    if (listening) {
+        int rc = evc__accept_backoff_init(d);
+        if (rc < 0)
+            return rc;
+    }
     if (d->h.is_socket && d->ops->handle_expt) {
         /* Only dispatchers that asked for urgent data pay for watching it; for
          * the others the kernel drops the urgent byte as reads pass it. */
@@ -47,6 +52,7 @@ static int adopt(evc_dispatcher *d, int fd)
         d->oob_watched = true;
     }
     d->h.fd = fd;
+    evc__registry_adopted(d->entry, fd, d);
     if (listening) {
         d->listening = true;
         evc__dispatcher_reopen_reserve(d);

@@ -365,6 +365,18 @@ evc_oob *evc__registry_oob(evc_loop_entry *);
 /* The dispatcher's loop entry (dispatcher.c). */
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *);
 
+/* Which dispatcher takes over an accepted fd (server.c counts connections this
+ * way): between claim_begin and claim_end, the first dispatcher of the loop to
+ * adopt fd is remembered (evc__registry_adopted, from the dispatcher). */
+void evc__registry_claim_begin(evc_loop_entry *, int fd);
+/* The dispatcher that adopted the claimed fd, or NULL; ends the claim. */
+evc_dispatcher *evc__registry_claim_end(evc_loop_entry *);
+/* d adopted fd (dispatcher_socket.c). */
+void evc__registry_adopted(evc_loop_entry *, int fd, evc_dispatcher *d);
+/* hook(arg) runs once, when d closes (its fd is closed then).  false when d is
+ * already closed or has a hook. */
+bool evc__dispatcher_set_close_hook(evc_dispatcher *d, void (*hook)(void *), void *arg);
+
 /* ------------------------------------------------------------------ */
 /* Urgent data (oob.c): one epoll fd per loop, watched for EPOLLPRI    */
 /* ------------------------------------------------------------------ */

@@ -31,6 +31,9 @@ struct evc_loop_entry {
     size_t count;           /* dispatchers in the list */
     evc_block_source blocks; /* the chats' read blocks */
     evc_oob *oob;           /* urgent-data watcher, NULL until first needed */
+    /* server.c's question "who took this accepted fd?" (evc__registry_claim_*). */
+    int claim_fd;           /* -1 when no claim is open */
+    evc_dispatcher *claim_adopter;
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +60,7 @@ evc_loop_entry *evc__registry_attach(struct ev_loop *loop, evc_reg_link *link)
             return NULL;
         }
         e->loop = loop;
+        e->claim_fd = -1;
         e->head.prev = e->head.next = &e->head;
         evc__block_source_init(&e->blocks, EVC_READ_BLOCK);
         e->next = table;
@@ -110,6 +114,26 @@ evc_oob *evc__registry_oob(evc_loop_entry *e)
     if (!e->oob)
         e->oob = evc__oob_new(e->loop);
     return e->oob;
+}
+
+void evc__registry_claim_begin(evc_loop_entry *e, int fd)
+{
+    e->claim_fd = fd;
+    e->claim_adopter = NULL;
+}
+
+evc_dispatcher *evc__registry_claim_end(evc_loop_entry *e)
+{
+    evc_dispatcher *d = e->claim_adopter;
+    e->claim_fd = -1;
+    e->claim_adopter = NULL;
+    return d;
+}
+
+void evc__registry_adopted(evc_loop_entry *e, int fd, evc_dispatcher *d)
+{
+    if (e->claim_fd >= 0 && e->claim_fd == fd && !e->claim_adopter)
+        e->claim_adopter = d;
 }
 
 void evc_close_all(struct ev_loop *loop)
