@@ -2,9 +2,10 @@
  * The server layer: the asyncore listener idiom as one call.  A server is a
  * listening dispatcher bound to an address given as text; each accepted
  * connection is handed to the user, who typically makes a chat over it.
- * Accepting, shedding connections under fd exhaustion and not spinning are
- * the dispatcher's default handle_accept; the server only adds naming,
- * binding and unix-socket path hygiene.
+ * Accepting, shedding connections under fd exhaustion and pausing after
+ * accept errors are the dispatcher's default handle_accept; the server adds
+ * naming, binding, unix-socket path hygiene and the connection caps (counted
+ * in server_limits.c).
  */
 #include "server_internal.h"
 
