@@ -281,6 +281,30 @@ static void test_lasting_no_spin_server(void **state)
     }
 }
 
+/* A listening socket made elsewhere and adopted with evc_dispatcher_set_socket
+ * pauses the same way. */
+static void test_adopted_listener_pauses(void **state)
+{
+    struct ev_loop *loop = *state;
+    listener l;
+    memset(&l, 0, sizeof l);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    l.sin.sin_family = AF_INET;
+    l.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&l.sin, sizeof l.sin), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t len = sizeof l.sin;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&l.sin, &len), 0);
+    l.d = evc_dispatcher_new(loop, &default_ops, &l.r);
+    assert_non_null(l.d);
+    assert_int_equal(evc_dispatcher_set_socket(l.d, fd), 0);
+    unsigned long calls = lasting_error(&l, loop, ENOBUFS, LASTING);
+    if (calls > MAX_CALLS)
+        fail_msg("%lu accept calls in %.1f s", calls, LASTING);
+    listener_finish(&l, loop);
+}
+
 /* After a success the pauses start over: an error right after a long lasting
  * one costs the next connection about 10 ms, not the second it had grown to. */
 static void test_backoff_resets(void **state)
@@ -370,6 +394,7 @@ int main(void)
         T(test_once_reported),
         T(test_lasting_no_spin_dispatcher),
         T(test_lasting_no_spin_server),
+        T(test_adopted_listener_pauses),
         T(test_backoff_resets),
         T(test_broken_default_closes),
         T(test_broken_kept_open),
