@@ -35,6 +35,8 @@
 
 #define OUTPUT_LIMIT (1u << 20)   /* per member: queued broadcasts past this drop it */
 #define MAX_LINE (64u << 10)      /* longer lines are an error: the member is closed */
+#define IDLE_TIMEOUT 1800.0       /* seconds a member may stay silent (lurkers are welcome) */
+#define LINE_DEADLINE 60.0        /* seconds from a line's first byte to its newline */
 
 struct member;
 
@@ -132,6 +134,8 @@ static void accept_member(evc_server *server, int fd, const struct sockaddr *pee
     evc_chat_set_terminator(m->chat, "\n");
     evc_chat_set_max_frame(m->chat, MAX_LINE);
     evc_chat_set_output_limit(m->chat, OUTPUT_LIMIT);
+    evc_chat_set_timeout(m->chat, IDLE_TIMEOUT);
+    evc_chat_set_frame_deadline(m->chat, LINE_DEADLINE);
     m->next = room->first;
     if (room->first)
         room->first->prev = m;

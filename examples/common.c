@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,10 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
 
 int example_open_beneath(int root_fd, char *path)
 {
+    /* A trailing slash names a directory, as for open(2): "file/" is ENOTDIR.
+     * Noted before strtok_r, which drops it. */
+    size_t path_len = strlen(path);
+    bool want_dir = path_len > 0 && path[path_len - 1] == '/';
     int dir = dup(root_fd);
     if (dir < 0)
         return -errno;
@@ -161,6 +166,11 @@ int example_open_beneath(int root_fd, char *path)
             return -err;
         dir = fd;
         part = next;
+    }
+    struct stat st;
+    if (want_dir && (fstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        close(dir);
+        return -ENOTDIR;
     }
     return dir;
 }
@@ -232,4 +242,19 @@ void example_loop_start(const example_opts *opts, const char *prog)
         fprintf(stderr, "%s: backend %s\n", prog, example_backend_name(ev_backend(loop)));
         fflush(stderr);
     }
+}
+
+double example_parse_seconds(const char *prog, const char *what, const char *text)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    /* strtod takes "nan", "inf" and hex floats; a timeout is a plain decimal. */
+    bool plain = text[strspn(text, "0123456789.")] == '\0';
+    if (*text == '\0' || *end != '\0' || errno != 0 || !plain || !isfinite(v) || v < 0) {
+        fprintf(stderr, "%s: bad %s '%s' (seconds, a number >= 0)\ntry '%s --help'\n", prog,
+                what, text, prog);
+        exit(2);
+    }
+    return v;
 }

@@ -42,7 +42,8 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len);
 /* Opens path ('/'-separated; leading and doubled slashes are ignored) under the
  * directory root_fd without leaving it, one component at a time: an fd or -errno,
- * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
+ * -EACCES for ".." and for any symlink on the way, -ENOTDIR for a trailing slash
+ * after a name that is not a directory (as open(2)).  Cuts path up (strtok_r). */
 int example_open_beneath(int root_fd, char *path);
 
 /* --- The event loop's backend: --backend select|poll|epoll and -v ---------
@@ -70,5 +71,10 @@ bool example_loop_option(example_opts *opts, int c, const char *arg, const char 
 void example_loop_start(const example_opts *opts, const char *prog);
 /* The name of a libev backend ("select", "poll", "epoll", ...). */
 const char *example_backend_name(unsigned backend);
+
+/* A number of seconds given on the command line (what: its name in the message):
+ * a finite decimal >= 0, 0 meaning off.  Exits 2 with a message on anything else
+ * (empty, "abc", "nan", "inf", negative, trailing bytes). */
+double example_parse_seconds(const char *prog, const char *what, const char *text);
 
 #endif

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #define PENDING_MAX (64 * 1024)   /* a client's buffer: reading stops when it is full */
+#define IDLE_TIMEOUT 300.0        /* seconds without I/O before a client is closed */
 
 struct client {
     char *pending;     /* PENDING_MAX bytes: received, not yet echoed; NULL while idle */
@@ -195,14 +196,20 @@ static void accept_client(evc_dispatcher *listener, int fd, const struct sockadd
     if (evc_dispatcher_set_socket(d, fd) < 0) {
         close(fd);
         evc_dispatcher_close(d);   /* on_destroy frees c */
+        return;
     }
+    /* Bytes, not frames: no frame deadline, but a client that went quiet is
+     * closed (handle_timeout NULL: close). */
+    evc_dispatcher_set_timeout(d, IDLE_TIMEOUT);
 }
 
+/* An accept error: the library has paused the listener for a moment (longer
+ * while the error lasts) and retries; a client's trouble or a bad minute of
+ * the kernel must not stop the server, so it only says so. */
 static void listener_error(evc_dispatcher *d, int err, void *data)
 {
-    (void)data;
+    (void)d, (void)data;
     fprintf(stderr, "echo_server: accept: %s\n", evc_strerror(err));
-    evc_dispatcher_close(d);
 }
 
 static const struct evc_dispatcher_ops listener_ops = {

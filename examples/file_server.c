@@ -15,7 +15,9 @@
  * limit (a request line over 4 KiB closes the connection); a push of the header
  * followed by evc_file_producer_new, the stock producer that streams a file
  * with sendfile(2) (no copy through user space, constant memory for any file
- * size); close_when_done after the producer; a client that disconnects
+ * size); shutdown_when_done after the producer (so bytes the client sent after
+ * its request cannot turn the end of the reply into a reset); an idle timeout
+ * and a frame deadline for the request line; a client that disconnects
  * mid-transfer closes the chat, which destroys the producer and closes the
  * file: nothing leaks.  JSON comes from jansson, not a hand-made printer.
  *
@@ -40,7 +42,9 @@
 #include <unistd.h>
 
 #define MAX_NAME 4096
-#define IDLE_TIMEOUT 30.0
+#define IDLE_TIMEOUT 30.0     /* seconds without I/O */
+#define FRAME_DEADLINE 10.0   /* seconds to send the request line once it has begun */
+#define LINGER 2.0            /* seconds to drain a client's extra bytes after the reply */
 /* The tutorial's sys.byteorder: the serving host's, for content that cares. */
 #define BYTEORDER (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? "little" : "big")
 
@@ -69,12 +73,25 @@ static int push_header(evc_chat *chat, json_t *header)
     return rc;
 }
 
+/*
+ * The reply is all queued: end the connection once it is written.  Closing a
+ * socket that still has unread bytes (a client that sent more than its request
+ * line) makes the kernel send a reset, and the client's kernel then throws
+ * away the part of the reply it had not read yet.  So send our FIN and read
+ * and drop what the client still sends, for a moment, before closing.
+ */
+static void finish(evc_chat *chat)
+{
+    if (evc_chat_shutdown_when_done(chat, LINGER) < 0)
+        evc_chat_close_when_done(chat);
+}
+
 static void refuse(evc_chat *chat, const char *why)
 {
     push_header(chat, json_pack("{s:s, s:s, s:s, s:s, s:i}", "byteorder", BYTEORDER,
                                 "content-type", "text/plain", "content-encoding", "utf-8",
                                 "error", why, "content-length", 0));
-    evc_chat_close_when_done(chat);
+    finish(chat);
 }
 
 static void serve(evc_chat *chat, int root_fd, char *name)
@@ -105,7 +122,7 @@ static void serve(evc_chat *chat, int root_fd, char *name)
         evc_chat_close(chat);
         return;
     }
-    evc_chat_close_when_done(chat);
+    finish(chat);
 }
 
 static void found_name(evc_chat *chat, void *data)
@@ -145,6 +162,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
     evc_chat_set_terminator(chat, "\n");
     evc_chat_set_max_frame(chat, MAX_NAME);   /* longer request lines close the connection */
     evc_chat_set_timeout(chat, IDLE_TIMEOUT);
+    evc_chat_set_frame_deadline(chat, FRAME_DEADLINE);
 }
 
 static const struct evc_server_ops file_server_ops = {

@@ -62,6 +62,8 @@
 #define MAX_MULTIBULK (1024 * 1024)             /* arguments in one request */
 #define FIRST_ALLOCATION (1024 * 1024)          /* a payload's buffer grows past this as it comes */
 #define PURGE_INTERVAL 1.0                      /* seconds between sweeps of expired keys */
+#define IDLE_TIMEOUT 300.0                      /* seconds a client may stay silent */
+#define FRAME_DEADLINE 60.0                     /* seconds for one line or bulk argument */
 #define IN_PLACE_MAX_ARGS 16                    /* requests run from the buffer have no more */
 #define LENGTH_LINE_MAX 21                      /* "*" or "$", a sign, 18 digits, "\r" */
 
@@ -520,6 +522,8 @@ static void accept_client(evc_server *listener, int fd, const struct sockaddr *p
     /* Like redis' normal clients, replies are not capped (MGET of big values); the
      * high-water mark still stops reading while a client does not read its replies. */
     evc_chat_set_output_limit(c, 0);
+    evc_chat_set_timeout(c, IDLE_TIMEOUT);
+    evc_chat_set_frame_deadline(c, FRAME_DEADLINE);
     expect_request(c, conn);
 }
 

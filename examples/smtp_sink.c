@@ -451,6 +451,10 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
         return;
     }
     evc_chat_set_timeout(chat, s->sink->idle_seconds);
+    /* A command line, or a whole DATA body, must be complete within twice the
+     * idle time (10 minutes by default: RFC 5321's DATA termination timeout),
+     * however slowly it trickles in; the same 421 answers it. */
+    evc_chat_set_frame_deadline(chat, 2 * s->sink->idle_seconds);
     if (expect_commands(chat) < 0) {
         evc_chat_close(chat);   /* on_destroy frees s */
         return;

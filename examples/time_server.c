@@ -9,8 +9,10 @@
  *
  * What it shows: a listening evc_server handing each connection to a chat;
  * a byte-string terminator; push + close_when_done (the reply is written, then
- * the connection closes); an idle timeout that closes clients which never
- * finish their request, without disturbing anybody else.
+ * the connection closes); a timeout that closes clients which never finish
+ * their request, without disturbing anybody else: the idle timeout for one
+ * that sends nothing, the frame deadline for one that trickles a byte now and
+ * then (every byte would push the idle timeout back).
  */
 #include "common.h"
 
@@ -47,7 +49,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
                           void *data)
 {
     (void)peer, (void)len;
-    const double *idle_timeout = data;
+    const double *timeout = data;
     struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &time_channel, NULL);
     if (!chat) {
@@ -55,7 +57,8 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
         return;
     }
     evc_chat_set_terminator(chat, "\r\n\r\n");
-    evc_chat_set_timeout(chat, *idle_timeout);
+    evc_chat_set_timeout(chat, *timeout);
+    evc_chat_set_frame_deadline(chat, *timeout);
 }
 
 static const struct evc_server_ops time_server_ops = {
@@ -65,8 +68,12 @@ static const struct evc_server_ops time_server_ops = {
 int main(int argc, char **argv)
 {
     example_opts opts;
-    example_parse(&opts, argc, argv, "127.0.0.1", 10001, " [IDLE_TIMEOUT_SECONDS (default 30)]");
-    double idle_timeout = opts.argc > 0 ? atof(opts.argv[0]) : 30.0;
+    example_parse(&opts, argc, argv, "127.0.0.1", 10001,
+                  " [TIMEOUT_SECONDS (default 30: the time a client has to send its request;"
+                  " 0: none)]");
+    double timeout = 30.0;
+    if (opts.argc > 0)
+        timeout = example_parse_seconds(argv[0], "timeout", opts.argv[0]);
 
-    return example_serve(&opts, &time_server_ops, &idle_timeout);
+    return example_serve(&opts, &time_server_ops, &timeout);
 }

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#define IDLE_TIMEOUT 300.0   /* seconds without I/O before a client is closed */
+
 static void upper_and_queue(evc_chat *chat, const char *bytes, size_t len, void *data)
 {
     (void)data;
@@ -53,9 +55,14 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
 {
     (void)peer, (void)len, (void)data;
     struct ev_loop *loop = evc_server_loop(server);
-    /* A new chat's terminator is none already: no framing at all. */
-    if (!evc_chat_new(loop, fd, &upper_channel, NULL))
+    /* A new chat's terminator is none already: no framing at all, so no frame
+     * deadline either; the idle timeout closes clients that went quiet. */
+    evc_chat *chat = evc_chat_new(loop, fd, &upper_channel, NULL);
+    if (!chat) {
         close(fd);
+        return;
+    }
+    evc_chat_set_timeout(chat, IDLE_TIMEOUT);
 }
 
 static const struct evc_server_ops upper_server_ops = {

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define IDLE_TIMEOUT 30.0   /* seconds without I/O before a client is closed */
+
 struct time_channel {
     bool want_write;      /* the flag: a read is waiting for its answer */
     char out[64];         /* the answer being sent */
@@ -98,7 +100,10 @@ static void listener_accepted(evc_dispatcher *listener, int fd, const struct soc
     if (evc_dispatcher_set_socket(d, fd) < 0) {
         close(fd);
         evc_dispatcher_close(d);
+        return;
     }
+    /* A client that never reads its answer is not kept forever. */
+    evc_dispatcher_set_timeout(d, IDLE_TIMEOUT);
 }
 
 static const struct evc_dispatcher_ops listener_ops = {

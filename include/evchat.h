@@ -94,7 +94,8 @@ struct evc_dispatcher_ops {
     void (*handle_accepted)(evc_dispatcher *, int fd, const struct sockaddr *, socklen_t,
                             void *data);                     /* NULL: close fd; else fd is yours */
     void (*handle_close)(evc_dispatcher *, void *data);      /* peer closed; NULL: close */
-    void (*handle_error)(evc_dispatcher *, int err, void *data); /* err < 0; NULL: close */
+    void (*handle_error)(evc_dispatcher *, int err, void *data); /* err < 0; NULL: close
+                                                             * (a listener: see evc_dispatcher(3)) */
     void (*handle_timeout)(evc_dispatcher *, void *data);    /* idle timeout; NULL: close */
     void (*on_destroy)(evc_dispatcher *, void *data);        /* once, after close: free `data` here */
 };
@@ -117,7 +118,8 @@ EVC_EXPORT int evc_dispatcher_listen(evc_dispatcher *, int backlog);
  * a synchronous failure returns -errno and no callback fires. */
 EVC_EXPORT int evc_dispatcher_connect(evc_dispatcher *, const struct sockaddr *, socklen_t);
 /* Accepts one connection: a non-blocking, close-on-exec fd the caller owns; -EAGAIN
- * when none is waiting (ECONNABORTED is retried); other -errno otherwise.
+ * when none is waiting (EINTR and ECONNABORTED are retried a few times); other -errno
+ * otherwise.
  * addr/len may be NULL. */
 EVC_EXPORT int evc_dispatcher_accept(evc_dispatcher *, struct sockaddr_storage *addr, socklen_t *len);
 /* Sends without SIGPIPE.  >0 bytes sent; 0 would block or the peer is gone (then
@@ -282,6 +284,10 @@ struct evc_chat_ops {
      * one more.  Then the rest of the input is discarded and the chat closes once
      * its output is written.  NULL: handle_error(-EMSGSIZE), the same afterwards. */
     void (*frame_too_long)(evc_chat *, void *data);
+    /* A frame was not complete within the frame deadline of its first byte
+     * (evc_chat_set_frame_deadline); if the chat stays open the frame gets another
+     * period.  NULL: handle_timeout (NULL: close). */
+    void (*handle_frame_timeout)(evc_chat *, void *data);
 };
 
 /* Defaults of the limits (see the setters). */
@@ -368,6 +374,9 @@ EVC_EXPORT void evc_chat_set_output_limit(evc_chat *, size_t max);
 EVC_EXPORT size_t evc_chat_output_pending(const evc_chat *);
 /* Idle timeout: handle_timeout after seconds with no I/O; 0 turns it off. */
 EVC_EXPORT void evc_chat_set_timeout(evc_chat *, double seconds);
+/* Frame deadline: handle_frame_timeout when a frame is not complete seconds after its
+ * first byte arrived, however the bytes trickle in; 0 turns it off (the default). */
+EVC_EXPORT void evc_chat_set_frame_deadline(evc_chat *, double seconds);
 /* The peer's address ("host:port" text via evc_addr_format); 0 or -errno. */
 EVC_EXPORT int evc_chat_peer_address(const evc_chat *, struct sockaddr_storage *, socklen_t *);
 /* -- More framings (evc_chat(3), FRAMINGS).  Each applies to buffered bytes too. -- */
@@ -424,7 +433,8 @@ typedef struct evc_server evc_server;
 struct evc_server_ops {
     /* A new connection: fd is non-blocking and yours (make a chat over it). */
     void (*handle_accepted)(evc_server *, int fd, const struct sockaddr *, socklen_t, void *data);
-    /* A listening error the server could not absorb; NULL: keep serving. */
+    /* An accept error (the server pauses, then keeps serving unless this closes it);
+     * NULL: keep serving. */
     void (*handle_error)(evc_server *, int err, void *data);
     void (*on_destroy)(evc_server *, void *data);             /* once, after close */
 };
@@ -441,6 +451,17 @@ EVC_EXPORT evc_dispatcher *evc_server_dispatcher(evc_server *);
 EVC_EXPORT struct ev_loop *evc_server_loop(const evc_server *);
 /* Stops listening (a unix socket path is unlinked); idempotent; on_destroy follows. */
 EVC_EXPORT void evc_server_close(evc_server *);
+/* -- Connection caps (evc_server(3), CAPS).  A connection counts from the moment a
+ * dispatcher or chat of the loop takes over its fd inside handle_accepted until
+ * that one closes; nothing to call when it ends. -- */
+/* At most n connections at once (0: no cap, the default); at n the server stops
+ * accepting until one ends, and the kernel's backlog holds the newcomers.  0 or -EINVAL. */
+EVC_EXPORT int evc_server_set_max_connections(evc_server *, unsigned n);
+/* At most n connections at once from one IP address (0: no cap, the default); a
+ * peer's connection over it is accepted and closed at once.  0 or -EINVAL. */
+EVC_EXPORT int evc_server_set_max_per_peer(evc_server *, unsigned n);
+/* Connections counted now. */
+EVC_EXPORT unsigned evc_server_connections(const evc_server *);
 
 /* ------------------------------------------------------------------ */
 /* Threads: posts to a loop, chat references, the blocking-work pool   */

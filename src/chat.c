@@ -59,6 +59,7 @@ static int collect_copy(evc_chat *c, const char *p, size_t n)
 
 static inline void frame_done(evc_chat *c)
 {
+    c->frames_done++;
     c->incoming = NULL;
     c->incoming_len = 0;
     if (c->frame.data)      /* only frames that spanned reads were copied */
@@ -303,8 +304,11 @@ void evc__chat_read(evc_chat *c)
     char *tail = evc__buf_tail(&c->in, &avail);
     ssize_t n = evc__dispatcher_read(c->disp, tail, avail);
     if (n > 0) {
+        const unsigned frames_before = c->frames_done;
         evc__buf_commit(&c->in, (size_t)n);
         process_input(c);
+        if (EVC_UNLIKELY(c->frame_deadline_on))
+            evc__chat_track_frame(c, frames_before);
     } else if (n == EVC_IO_GONE) {
         evc__chat_peer_closed(c);
     } else if (n != -EAGAIN) {

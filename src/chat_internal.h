@@ -102,6 +102,9 @@ struct evc_chat {
     /* Threads (chat_ref.c): */
     evc_chat_ref *ref;      /* the chat's one reference object, made on first evc_chat_ref_new */
     evc_work *resolving;    /* evc_chat_connect_addr's name lookup in the pool, or NULL */
+    /* The frame deadline (chat_deadline.c). */
+    bool frame_deadline_on;
+    unsigned frames_done;   /* frames ended or dropped: moved during a read = a new frame */
 };
 
 /* The single re-check after a call into user code: may we keep going?  The
@@ -209,7 +212,16 @@ void evc__chat_deliver_held(evc_chat *c);
 /* The peer closed: held bytes delivered, then handle_close (or its default). */
 void evc__chat_peer_closed(evc_chat *c);
 
+/* chat_deadline.c: */
+/* After a read with the frame deadline on: a frame begun now starts its period,
+ * none in progress ends it.  frames_before: frames_done before the read. */
+void evc__chat_track_frame(evc_chat *c, unsigned frames_before);
+/* Whether a frame has begun and not ended (bytes of it read, its terminator not). */
+bool evc__chat_in_frame(const evc_chat *c);
+
 /* chat_lifetime.c: */
+/* The dispatcher's frame deadline passed: handle_frame_timeout, or its default. */
+void evc__chat_frame_expired(evc_dispatcher *d, void *data);
 /* handle_error, or close when it is NULL. */
 void evc__chat_report_error(evc_chat *c, int err);
 

@@ -124,6 +124,29 @@ static void chat_handle_timeout(evc_dispatcher *d, void *data)
     leave_handler(c);
 }
 
+void evc__chat_frame_expired(evc_dispatcher *d, void *data)
+{
+    evc_chat *c = data;
+    /* Checked now, not when the frame began: it may have been delivered since
+     * without a read (frames held at the high-water mark). */
+    if (!evc__chat_in_frame(c)) {
+        evc__dispatcher_frame_end(d);
+        return;
+    }
+    /* Not the peer's doing: we stopped reading.  Another period. */
+    if (delivery_paused(c) || c->state == CHAT_LINGERING)
+        return;
+    enter_handler(c);
+    if (c->ops->handle_frame_timeout)
+        c->ops->handle_frame_timeout(c, c->data);
+    else if (c->ops->handle_timeout)
+        c->ops->handle_timeout(c, c->data);
+    else
+        evc_chat_close(c);
+    finish_event(c);
+    leave_handler(c);
+}
+
 static void chat_on_destroy(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;

@@ -207,8 +207,9 @@ void evc__dispatcher_update_events(evc_dispatcher *d)
 {
     if (d->h.closed || d->h.fd < 0)
         return;
-    /* An unconnected stream socket polls as hung up: watching it would spin. */
-    int events = d->unconnected ? 0 : wanted_events(d);
+    /* An unconnected stream socket polls as hung up: watching it would spin;
+     * a listener pausing after an accept error is not watched either. */
+    int events = d->unconnected || evc__accept_paused(d) ? 0 : wanted_events(d);
     if (events < 0 || events == d->io_events)
         return;
     if (d->io_events)
@@ -232,31 +233,39 @@ bool evc__dispatcher_reopen_reserve(evc_dispatcher *d)
  * Out of fds with connections waiting: the listener would be readable forever
  * and the loop would spin.  Give up the reserve fd, take the connection and
  * close it at once (the client sees it end rather than hang), and take the
- * reserve back.  Returns true if a connection was shed.
+ * reserve back.  Returns 1 if a connection was shed, 0 if none was waiting
+ * (Linux reports EMFILE before it looks at the queue), -1 if it could not.
  */
-static bool shed_connection(evc_dispatcher *d)
+static int shed_connection(evc_dispatcher *d)
 {
     if (d->reserve_fd < 0)
-        return false;
+        return -1;
     close(d->reserve_fd);
     d->reserve_fd = -1;
     int fd;
     do
         fd = accept4(d->h.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+    int err = errno;
     if (fd >= 0)
         close(fd);
     evc__dispatcher_reopen_reserve(d);
-    return fd >= 0;
+    if (fd >= 0)
+        return 1;
+    return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
 }
 
 static void default_accept(evc_dispatcher *d)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
+        /* readable() may turn false with a connection taken (a server at its cap). */
+        if (i > 0 && !ask(d, d->ops->readable, true))
+            return;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = evc_dispatcher_accept(d, &ss, &len);
         if (fd >= 0) {
+            evc__accept_succeeded(d);
             if (!call_accepted(d, fd, &ss, len))
                 return;
             continue;
@@ -264,12 +273,14 @@ static void default_accept(evc_dispatcher *d)
         if (fd == -EAGAIN)
             return;
         if (fd == -EMFILE || fd == -ENFILE) {
-            if (shed_connection(d))
-                continue;
-            if (evc__dispatcher_reopen_reserve(d))
-                continue;
+            int shed = shed_connection(d);
+            if (shed > 0)
+                continue;   /* progress: the next one may be taken */
+            if (shed == 0)
+                return;     /* nothing is waiting */
         }
-        evc__dispatcher_call_error(d, fd);
+        /* Reported or absorbed as the errno calls for; then a pause, never a spin. */
+        evc__accept_failed(d, fd);
         return;
     }
 }
@@ -337,17 +348,60 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         evc__dispatcher_update_events(d);
 }
 
+/* When the idle timeout is due (0: never). */
+static ev_tstamp idle_due(const evc_dispatcher *d)
+{
+    return d->timeout > 0 ? d->last_activity + d->timeout : 0;
+}
+
+/* When the frame in progress is due (0: never). */
+static ev_tstamp frame_due(const evc_dispatcher *d)
+{
+    return d->frame_limit > 0 && d->frame_started > 0 ? d->frame_started + d->frame_limit : 0;
+}
+
+/* Sets the one timer to the earlier of the idle and frame dues, or stops it. */
+static void arm_timer(evc_dispatcher *d)
+{
+    ev_tstamp idle = idle_due(d), frame = frame_due(d);
+    ev_tstamp due = idle == 0 ? frame : frame == 0 || idle < frame ? idle : frame;
+    ev_timer_stop(d->loop, &d->timer);
+    if (due == 0)
+        return;
+    ev_tstamp wait = due - ev_now(d->loop);
+    ev_timer_set(&d->timer, wait > 0 ? wait : 0., 0.);
+    ev_timer_start(d->loop, &d->timer);
+}
+
+static bool call_frame_expired(evc_dispatcher *d)
+{
+    enter(d);
+    if (d->frame_expired)
+        d->frame_expired(d, d->data);
+    return leave(d);
+}
+
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     evc_dispatcher *d = w->data;
     (void)revents;
-    /* libev's "last activity" idiom: I/O only moves last_activity; the timer
-     * notices it here and sleeps for the rest of the period. */
-    ev_tstamp due = d->last_activity + d->timeout;
+    /* libev's "last activity" idiom: I/O only moves last_activity (and a new
+     * frame frame_started); the timer notices it here and sleeps for the rest
+     * of the period. */
     ev_tstamp now = ev_now(loop);
-    if (due > now) {
-        ev_timer_set(w, due - now, 0.);
-        ev_timer_start(loop, w);
+    ev_tstamp frame = frame_due(d);
+    if (frame != 0 && frame <= now) {
+        d->frame_started = now;   /* another period, unless the frame ends */
+        if (!call_frame_expired(d))
+            return;
+        if (!ev_is_active(&d->timer))
+            arm_timer(d);
+        evc__dispatcher_update_events(d);
+        return;
+    }
+    ev_tstamp idle = idle_due(d);
+    if (idle == 0 || idle > now) {
+        arm_timer(d);
         return;
     }
     enter(d);
@@ -355,8 +409,12 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!leave(d))
         return;
     /* Still open: another idle period, unless handle_timeout set a new one. */
-    if (!ev_is_active(&d->timer) && d->timeout > 0)
-        evc_dispatcher_set_timeout(d, d->timeout);
+    if (!ev_is_active(&d->timer)) {
+        if (d->timeout > 0)
+            evc_dispatcher_set_timeout(d, d->timeout);
+        else
+            arm_timer(d);
+    }
     evc__dispatcher_update_events(d);
 }
 
@@ -445,6 +503,12 @@ void evc_dispatcher_close(evc_dispatcher *d)
     if (d->reserve_fd >= 0)
         close(d->reserve_fd);
     d->reserve_fd = -1;
+    evc__accept_backoff_free(d);
+    if (d->close_hook) {
+        void (*hook)(void *) = d->close_hook;
+        d->close_hook = NULL;
+        hook(d->close_hook_arg);
+    }
     /* Inside a callback, leave() feeds the destroy when the outermost returns. */
     if (d->depth == 0)
         feed_destroy(d);
@@ -464,14 +528,11 @@ void evc_dispatcher_set_timeout(evc_dispatcher *d, double idle_seconds)
 {
     if (d->h.closed)
         return;
-    ev_timer_stop(d->loop, &d->timer);
     d->deadline = false;
     d->timeout = idle_seconds > 0 ? idle_seconds : 0;
-    if (d->timeout > 0) {
+    if (d->timeout > 0)
         d->last_activity = ev_now(d->loop);
-        ev_timer_set(&d->timer, d->timeout, 0.);
-        ev_timer_start(d->loop, &d->timer);
-    }
+    arm_timer(d);
 }
 
 int evc_dispatcher_fd(const evc_dispatcher *d)
@@ -526,6 +587,48 @@ void evc__dispatcher_touch(evc_dispatcher *d)
 {
     if (!d->deadline)
         d->last_activity = ev_now(d->loop);
+}
+
+void evc__dispatcher_set_frame_deadline(evc_dispatcher *d, double seconds,
+                                        void (*expired)(evc_dispatcher *, void *data))
+{
+    d->frame_limit = seconds > 0 ? seconds : 0;
+    d->frame_expired = expired;
+    if (d->frame_limit == 0)
+        d->frame_started = 0;
+    if (!d->h.closed)
+        arm_timer(d);
+}
+
+void evc__dispatcher_frame_begin(evc_dispatcher *d)
+{
+    if (d->frame_limit <= 0 || d->h.closed)
+        return;
+    d->frame_started = ev_now(d->loop);
+    /* A timer that fires no later than this frame's due is left alone: it
+     * finds out then (no heap operation per frame). */
+    if (ev_is_active(&d->timer) && ev_timer_remaining(d->loop, &d->timer) <= d->frame_limit)
+        return;
+    arm_timer(d);
+}
+
+bool evc__dispatcher_set_close_hook(evc_dispatcher *d, void (*hook)(void *), void *arg)
+{
+    if (d->h.closed || d->close_hook)
+        return false;
+    d->close_hook = hook;
+    d->close_hook_arg = arg;
+    return true;
+}
+
+void evc__dispatcher_frame_end(evc_dispatcher *d)
+{
+    d->frame_started = 0;
+}
+
+bool evc__dispatcher_frame_open(const evc_dispatcher *d)
+{
+    return d->frame_started > 0;
 }
 
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *d)

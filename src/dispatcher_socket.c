@@ -12,6 +12,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* EINTR and ECONNABORTED retries of one evc_dispatcher_accept call. */
+#define ACCEPT_RETRIES 8
+
 /*
  * One getsockopt answers both questions adopt() has: SO_ACCEPTCONN fails with
  * ENOTSOCK on anything but a socket, and says whether a socket listens.
@@ -34,6 +37,11 @@ static int adopt(evc_dispatcher *d, int fd)
 {
     bool listening;
     probe_fd(fd, &d->h.is_socket, &listening);
+    if (listening) {
+        int rc = evc__accept_backoff_init(d);
+        if (rc < 0)
+            return rc;
+    }
     if (d->h.is_socket && d->ops->handle_expt) {
         /* Only dispatchers that asked for urgent data pay for watching it; for
          * the others the kernel drops the urgent byte as reads pass it. */
@@ -44,6 +52,7 @@ static int adopt(evc_dispatcher *d, int fd)
         d->oob_watched = true;
     }
     d->h.fd = fd;
+    evc__registry_adopted(d->entry, fd, d);
     if (listening) {
         d->listening = true;
         evc__dispatcher_reopen_reserve(d);
@@ -119,6 +128,9 @@ int evc_dispatcher_listen(evc_dispatcher *d, int backlog)
         return -EINVAL;
     if (listen(d->h.fd, backlog) < 0)
         return -errno;
+    int rc = evc__accept_backoff_init(d);
+    if (rc < 0)
+        return rc;
     d->listening = true;
     d->unconnected = false;
     /* Opened now, while fds are plentiful, so it is there when they run out. */
@@ -158,12 +170,13 @@ int evc_dispatcher_accept(evc_dispatcher *d, struct sockaddr_storage *addr, sock
         len = &dummy;
     if (!addr)
         len = NULL;
-    for (;;) {
+    for (int retries = 0;; retries++) {
         int fd = accept4(d->h.fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0)
             return fd;
-        /* A connection reset before we took it: there may be others behind it. */
-        if (errno == EINTR || errno == ECONNABORTED)
+        /* A connection reset before we took it: there may be others behind it.
+         * Only a few times, so an error that persists reaches the caller. */
+        if ((errno == EINTR || errno == ECONNABORTED) && retries < ACCEPT_RETRIES)
             continue;
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }

@@ -325,6 +325,17 @@ bool evc__dispatcher_is_socket(const evc_dispatcher *);
 bool evc__dispatcher_connecting(const evc_dispatcher *);
 /* Marks I/O activity now (resets the idle timeout). */
 void evc__dispatcher_touch(evc_dispatcher *);
+/* The chat's frame deadline, kept on the dispatcher's one timer: expired(d, data)
+ * runs once a frame begun (evc__dispatcher_frame_begin) is not over `seconds`
+ * later (0: never), and the frame gets another period unless it ends. */
+void evc__dispatcher_set_frame_deadline(evc_dispatcher *, double seconds,
+                                        void (*expired)(evc_dispatcher *, void *data));
+/* A frame's first byte arrived now. */
+void evc__dispatcher_frame_begin(evc_dispatcher *);
+/* No frame is in progress (the timer, if armed for one, finds nothing due). */
+void evc__dispatcher_frame_end(evc_dispatcher *);
+/* True between frame_begin and frame_end. */
+bool evc__dispatcher_frame_open(const evc_dispatcher *);
 
 /* ------------------------------------------------------------------ */
 /* Per-loop registry (registry.c): the loop table                     */
@@ -366,6 +377,18 @@ evc_posts *evc__registry_lock_posts(struct ev_loop *);
 evc_posts *evc__registry_posts(struct ev_loop *);
 /* The dispatcher's loop entry (dispatcher.c). */
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *);
+
+/* Which dispatcher takes over an accepted fd (server.c counts connections this
+ * way): between claim_begin and claim_end, the first dispatcher of the loop to
+ * adopt fd is remembered (evc__registry_adopted, from the dispatcher). */
+void evc__registry_claim_begin(evc_loop_entry *, int fd);
+/* The dispatcher that adopted the claimed fd, or NULL; ends the claim. */
+evc_dispatcher *evc__registry_claim_end(evc_loop_entry *);
+/* d adopted fd (dispatcher_socket.c). */
+void evc__registry_adopted(evc_loop_entry *, int fd, evc_dispatcher *d);
+/* hook(arg) runs once, when d closes (its fd is closed then).  false when d is
+ * already closed or has a hook. */
+bool evc__dispatcher_set_close_hook(evc_dispatcher *d, void (*hook)(void *), void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Urgent data (oob.c): one epoll fd per loop, watched for EPOLLPRI    */

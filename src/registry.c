@@ -39,6 +39,9 @@ struct evc_loop_entry {
      * `posts` is written under table_lock, so that another thread can find it
      * there; while it is set the entry is pinned and outlives its dispatchers. */
     evc_posts *posts;
+    /* server.c's question "who took this accepted fd?" (evc__registry_claim_*). */
+    int claim_fd;           /* -1 when no claim is open */
+    evc_dispatcher *claim_adopter;
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -64,6 +67,7 @@ static evc_loop_entry *find_or_add_locked(struct ev_loop *loop)
     if (!e)
         return NULL;
     e->loop = loop;
+    e->claim_fd = -1;
     e->head.prev = e->head.next = &e->head;
     evc__block_source_init(&e->blocks, EVC_READ_BLOCK);
     e->next = table;
@@ -182,6 +186,26 @@ evc_oob *evc__registry_oob(evc_loop_entry *e)
     if (!e->oob)
         e->oob = evc__oob_new(e->loop);
     return e->oob;
+}
+
+void evc__registry_claim_begin(evc_loop_entry *e, int fd)
+{
+    e->claim_fd = fd;
+    e->claim_adopter = NULL;
+}
+
+evc_dispatcher *evc__registry_claim_end(evc_loop_entry *e)
+{
+    evc_dispatcher *d = e->claim_adopter;
+    e->claim_fd = -1;
+    e->claim_adopter = NULL;
+    return d;
+}
+
+void evc__registry_adopted(evc_loop_entry *e, int fd, evc_dispatcher *d)
+{
+    if (e->claim_fd >= 0 && e->claim_fd == fd && !e->claim_adopter)
+        e->claim_adopter = d;
 }
 
 void evc_close_all(struct ev_loop *loop)

@@ -137,6 +137,25 @@ static inline bool evc__scanner_ready(const evc_scanner *s)
     return s->mode == EVC_SCAN_COUNT && s->count == 0;
 }
 
+/* Whether the scanner frames its input at all (not "none", not a count already
+ * reached, not failed) and a frame has begun: bytes of it were handed out, or a
+ * length header was read.  Bytes held back are the caller's to count. */
+static inline bool evc__scanner_in_frame(const evc_scanner *s)
+{
+    if (s->mode == EVC_SCAN_ALL || s->mode == EVC_SCAN_FAILED)
+        return false;
+    if (s->frame_bytes > 0)
+        return true;
+    return (s->mode == EVC_SCAN_PREFIX || s->mode == EVC_SCAN_NETSTRING) &&
+           s->phase != EVC_PHASE_HEADER;
+}
+
+/* The scanner frames its input (not "none", a count already reached, or failed). */
+static inline bool evc__scanner_framing(const evc_scanner *s)
+{
+    return s->mode != EVC_SCAN_ALL && s->mode != EVC_SCAN_FAILED;
+}
+
 /*
  * Scans input (len bytes, the undelivered input from its start) up to the end
  * of the next frame.  The caller hands data_len bytes at input + start to the

@@ -2,11 +2,12 @@
  * The server layer: the asyncore listener idiom as one call.  A server is a
  * listening dispatcher bound to an address given as text; each accepted
  * connection is handed to the user, who typically makes a chat over it.
- * Accepting, shedding connections under fd exhaustion and not spinning are
- * the dispatcher's default handle_accept; the server only adds naming,
- * binding and unix-socket path hygiene.
+ * Accepting, shedding connections under fd exhaustion and pausing after
+ * accept errors are the dispatcher's default handle_accept; the server adds
+ * naming, binding, unix-socket path hygiene and the connection caps (counted
+ * in server_limits.c).
  */
-#include "internal.h"
+#include "server_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -22,17 +23,47 @@ struct evc_server {
     void *data;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* to unlink; "" if none */
     bool stillborn;     /* constructor failed: no user callbacks */
+    evc_server_limits *limits;   /* connections counted for the caps (server_limits.c) */
+    unsigned max_connections, max_per_peer;   /* the caps; 0: none */
 };
+
+/* At the total cap the listener is not readable: the kernel's backlog holds
+ * the next connections until one ends (evc__server_limits_changed). */
+static bool server_readable(evc_dispatcher *d, void *data)
+{
+    evc_server *s = data;
+    (void)d;
+    return !evc__limits_full(s->limits);
+}
+
+void evc__server_limits_changed(evc_server *s)
+{
+    evc_dispatcher_update(s->disp);
+}
 
 static void server_accepted(evc_dispatcher *d, int fd, const struct sockaddr *sa, socklen_t len,
                             void *data)
 {
     evc_server *s = data;
-    (void)d;
-    if (s->ops && s->ops->handle_accepted)
-        s->ops->handle_accepted(s, fd, sa, len, s->data);
-    else
+    /* Over the per-peer cap: the listener cannot skip one client in its queue,
+     * so that peer's connection is taken and closed at once (it sees the end),
+     * and everybody else is served. */
+    if (evc__limits_peer_full(s->limits, sa, len)) {
         close(fd);
+        return;
+    }
+    if (!s->ops || !s->ops->handle_accepted) {
+        close(fd);
+        return;
+    }
+    evc_loop_entry *entry = evc__dispatcher_entry(d);
+    evc__registry_claim_begin(entry, fd);
+    s->ops->handle_accepted(s, fd, sa, len, s->data);
+    evc_dispatcher *adopter = evc__registry_claim_end(entry);
+    /* A connection that could not be counted (no memory) is closed rather than
+     * let past the caps. */
+    if (adopter && evc__limits_count(s->limits, adopter, sa, len) == -ENOMEM)
+        evc_dispatcher_close(adopter);
 }
 
 static void server_error(evc_dispatcher *d, int err, void *data)
@@ -59,10 +90,12 @@ static void server_on_destroy(evc_dispatcher *d, void *data)
     forget_unix_path(s);   /* evc_close_all closes without evc_server_close */
     if (!s->stillborn && s->ops && s->ops->on_destroy)
         s->ops->on_destroy(s, s->data);
+    evc__limits_server_gone(s->limits);
     free(s);
 }
 
 static const struct evc_dispatcher_ops server_dispatcher_ops = {
+    .readable = server_readable,
     .handle_accepted = server_accepted,
     .handle_error = server_error,
     .on_destroy = server_on_destroy,
@@ -129,8 +162,11 @@ evc_server *evc_server_new(struct ev_loop *loop, const char *addr, int backlog,
         return NULL;
     s->ops = ops;
     s->data = data;
-    s->disp = evc_dispatcher_new(loop, &server_dispatcher_ops, s);
+    s->limits = evc__limits_new(s);
+    s->disp = s->limits ? evc_dispatcher_new(loop, &server_dispatcher_ops, s) : NULL;
     if (!s->disp) {
+        if (s->limits)
+            evc__limits_server_gone(s->limits);
         free(s);
         errno = ENOMEM;
         return NULL;
@@ -175,4 +211,28 @@ void evc_server_close(evc_server *s)
         return;
     forget_unix_path(s);
     evc_dispatcher_close(s->disp);
+}
+
+int evc_server_set_max_connections(evc_server *s, unsigned n)
+{
+    if (!s)
+        return -EINVAL;
+    evc__limits_set(s->limits, n, s->max_per_peer);
+    s->max_connections = n;
+    evc_dispatcher_update(s->disp);
+    return 0;
+}
+
+int evc_server_set_max_per_peer(evc_server *s, unsigned n)
+{
+    if (!s)
+        return -EINVAL;
+    evc__limits_set(s->limits, s->max_connections, n);
+    s->max_per_peer = n;
+    return 0;
+}
+
+unsigned evc_server_connections(const evc_server *s)
+{
+    return evc__limits_total(s->limits);
 }

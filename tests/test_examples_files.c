@@ -438,6 +438,40 @@ static void names_escaping_the_directory_are_refused(void **state)
     fetch_and_compare(p, "one");                     /* and the server still serves */
 }
 
+/* A trailing slash after a regular file is refused, as open(2) refuses it. */
+static void trailing_slash_on_a_file_is_refused(void **state)
+{
+    const evt_proc *p = *state;
+    assert_refused(p, "one/", strerror(ENOTDIR));
+    assert_refused(p, "sub/inner/", strerror(ENOTDIR));
+    assert_refused(p, "sub/inner//", strerror(ENOTDIR));
+    fetch_and_compare(p, "sub/inner");               /* without it, served */
+}
+
+/* A request line followed by more than the 4 KiB frame limit of extra bytes: the
+ * reply already queued is still sent whole, then the connection closes. */
+static void extra_bytes_after_the_request_keep_the_reply(void **state)
+{
+    const evt_proc *p = *state;
+    static const size_t extra[] = {5000, 100000};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        for (int big = 0; big < 2; big++) {
+            const char *name = big ? "mib\n" : "one\n";
+            char *request = malloc(4 + extra[i] + 1);
+            assert_non_null(request);
+            memcpy(request, name, 4);
+            memset(request + 4, 'x', extra[i]);
+            request[4 + extra[i]] = '\0';
+            struct reply r = raw_request(p, request);
+            free(request);
+            assert_null(json_object_get(r.header, "error"));
+            assert_int_equal(r.content, big ? MiB : 1);
+            json_decref(r.header);
+        }
+    }
+    fetch_and_compare(p, "one");
+}
+
 static void overlong_request_line_closes_the_connection(void **state)
 {
     const evt_proc *p = *state;
@@ -583,6 +617,8 @@ int main(void)
         FILES(missing_file_gets_an_error_header),
         FILES(names_escaping_the_directory_are_refused),
         FILES(overlong_request_line_closes_the_connection),
+        FILES(trailing_slash_on_a_file_is_refused),
+        FILES(extra_bytes_after_the_request_keep_the_reply),
         FILES(client_leaving_mid_transfer_costs_nothing),
         FILES(clients_leaving_right_away_do_not_kill_the_server),
         cmocka_unit_test(sigterm_mid_transfer_exits_cleanly),

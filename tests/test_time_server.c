@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <arpa/inet.h>
 
 /* A reply is one ctime() line ending in CRLF, then the server closes. */
@@ -210,6 +211,59 @@ static void help_and_bad_options(void **state)
     assert_int_equal(run_program("time_server", bad_option), 2);
 }
 
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The timeout operand is a plain number of seconds; anything else is a usage error. */
+static void timeout_operand_is_strict(void **state)
+{
+    (void)state;
+    const char *bad[] = {"abc", "nan", "inf", "-1", "", "2x", "0x10", "1e3", " 2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[] = {"-p", "0", bad[i], NULL};
+        if (run_program("time_server", args) != 2)
+            fail_msg("time_server accepted the timeout '%s'", bad[i]);
+    }
+}
+
+/* With a timeout of 2 s, a client sending one byte a second (which keeps pushing
+ * the idle timeout back) is closed about 2 s after its first byte, by the frame
+ * deadline; a client that talks normally meanwhile is still answered. */
+static void trickler_is_closed_by_the_frame_deadline(void **state)
+{
+    evt_proc *p = *state;
+    int fd = evt_connect(p->host, p->port);
+    double start = now_seconds();
+    double closed_after = -1;
+    for (int i = 0; i < 8 && closed_after < 0; i++) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) {
+            closed_after = now_seconds() - start;
+            break;
+        }
+        if (i == 1)
+            ask_time(p, "hi\r\n\r\n");
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        double until = start + i + 1;
+        int ms;
+        while (closed_after < 0 && (ms = (int)((until - now_seconds()) * 1000)) > 0) {
+            if (poll(&pfd, 1, ms) == 1) {
+                char c;
+                if (recv(fd, &c, 1, 0) <= 0)
+                    closed_after = now_seconds() - start;
+            }
+        }
+    }
+    close(fd);
+    if (closed_after < 0)
+        fail_msg("a trickling client was still open after 8 s");
+    if (closed_after < 1.5 || closed_after > 3.2)
+        fail_msg("a trickling client was closed after %.2f s, not about 2 s", closed_after);
+}
+
 static void sigint_exits_cleanly(void **state)
 {
     (void)state;
@@ -260,6 +314,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(time_client_prints_the_time, setup_server, teardown_server),
         cmocka_unit_test(time_client_fails_cleanly_when_nobody_listens),
         cmocka_unit_test(help_and_bad_options),
+        cmocka_unit_test(timeout_operand_is_strict),
+        cmocka_unit_test_setup_teardown(trickler_is_closed_by_the_frame_deadline, setup_server,
+                                        teardown_server),
         cmocka_unit_test(sigint_exits_cleanly),
         cmocka_unit_test(serves_a_unix_socket),
     };

@@ -40,6 +40,9 @@ typedef struct script {
     size_t len, pos;
     int fd;
     unsigned long calls;
+    int always_err;     /* evw_fail_always: errno once the steps ran out; 0: none */
+    int always_fd;
+    long always_left;   /* evw_fail_next: failures still to come; -1: no end */
 } script;
 
 /* Test scaffolding only: one program, one thread, reset between tests. */
@@ -64,6 +67,24 @@ void evw_fail(evw_call call, int fd, int err, size_t times)
         evw_arm(call, fd, &EVW_ERR(err), 1);
 }
 
+void evw_fail_always(evw_call call, int fd, int err)
+{
+    scripts[call].always_err = err;
+    scripts[call].always_fd = fd;
+    scripts[call].always_left = -1;
+}
+
+void evw_fail_next(evw_call call, int fd, int err, unsigned long n)
+{
+    evw_fail_always(call, fd, err);
+    scripts[call].always_left = (long)n;
+}
+
+void evw_fail_stop(evw_call call)
+{
+    scripts[call].always_err = 0;
+}
+
 size_t evw_pending(evw_call call)
 {
     return scripts[call].len - scripts[call].pos;
@@ -80,6 +101,7 @@ void evw_reset(void)
         scripts[i].len = scripts[i].pos = 0;
         scripts[i].fd = -1;
         scripts[i].calls = 0;
+        scripts[i].always_err = 0;
     }
 }
 
@@ -88,8 +110,15 @@ static evw_step next_step(evw_call call, int fd)
 {
     script *s = &scripts[call];
     s->calls++;
-    if (s->pos == s->len || (s->fd >= 0 && s->fd != fd))
+    if (s->pos == s->len || (s->fd >= 0 && s->fd != fd)) {
+        if (s->always_err && (s->always_fd < 0 || s->always_fd == fd)) {
+            evw_step st = EVW_ERR(s->always_err);
+            if (s->always_left > 0 && --s->always_left == 0)
+                s->always_err = 0;
+            return st;
+        }
         return EVW_PASS;
+    }
     return s->steps[s->pos++];
 }
 

@@ -60,6 +60,13 @@ typedef struct evw_step {
 void evw_arm(evw_call call, int fd, const evw_step *steps, size_t n);
 /* Arms `times` identical failures with errno err. */
 void evw_fail(evw_call call, int fd, int err, size_t times);
+/* From now on (until evw_reset or evw_fail_stop) every call on fd (-1: any) fails
+ * with errno err, after the script's steps run out: a fault that lasts. */
+void evw_fail_always(evw_call call, int fd, int err);
+/* Like evw_fail_always, for the next n such calls only (any number, unlike a script). */
+void evw_fail_next(evw_call call, int fd, int err, unsigned long n);
+/* Ends evw_fail_always for call; the counter goes on. */
+void evw_fail_stop(evw_call call);
 /* Steps of call's script not yet consumed. */
 size_t evw_pending(evw_call call);
 /* Calls of this kind seen since the last reset (real, scripted, any fd). */
