@@ -370,4 +370,16 @@ void evc__oob_del(evc_oob *, int fd);
 /* Urgent data arrived on the dispatcher's fd (dispatcher.c). */
 void evc__dispatcher_expt(evc_dispatcher *);
 
+/* ------------------------------------------------------------------ */
+/* Worker loops (workers.c, workers_fork.c) and what they use          */
+/* ------------------------------------------------------------------ */
+
+/* Dispatchers the loop still has, closed ones not yet destroyed included
+ * (registry.c; workers run a stopping loop until this is 0). */
+size_t evc__registry_dispatchers(struct ev_loop *);
+/* Removes the unix socket at the path when it is a socket nobody listens on
+ * (server.c; workers bind unix addresses the same way). */
+struct sockaddr_un;
+void evc__remove_stale_unix_socket(const struct sockaddr_un *, socklen_t);
+
 #endif /* EVC_INTERNAL_H */
