@@ -18,17 +18,21 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
         {"help", no_argument, NULL, 'h'},
         {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'},
+        EXAMPLE_WORKERS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opts->host = defhost;
     opts->port = defport;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:" EXAMPLE_WORKERS_OPTSTRING, longopts, NULL)) != -1) {
+        if (example_parse_workers(opts, c, optarg, argv[0]))
+            continue;
         switch (c) {
         case 'h':
             printf("usage: %s [-b ADDR] [-p PORT]%s\n"
                    "  -b, --bind ADDR   address (host, IP or unix:/path; default %s)\n"
                    "  -p, --port PORT   port (default %d; 0 picks a free one)\n"
+                   EXAMPLE_WORKERS_USAGE
                    "  -h, --help        this text\n",
                    argv[0], usage, defhost, defport);
             exit(0);
@@ -158,4 +162,117 @@ int example_open_beneath(int root_fd, char *path)
         part = next;
     }
     return dir;
+}
+
+/* ---------------------------------------------------------------- worker loops */
+
+bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog)
+{
+    if (c != 'w' && c != 'W')
+        return false;
+    char *end;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (*arg == '\0' || *arg == '-' || *end != '\0' || n > 1024) {
+        fprintf(stderr, "%s: bad number of workers '%s'\n", prog, arg);
+        exit(2);
+    }
+    opts->workers_set = true;
+    opts->workers = (unsigned)n;
+    opts->fork_workers = c == 'W';
+    return true;
+}
+
+/* One loop, no threads: what the examples do without -w. */
+typedef struct single_loop {
+    const struct evc_worker_ops *ops;
+    void *worker_data;
+} single_loop;
+
+static void single_accepted(evc_server *server, int fd, const struct sockaddr *sa, socklen_t len,
+                            void *data)
+{
+    single_loop *one = data;
+    if (one->ops->handle_accepted)
+        one->ops->handle_accepted(evc_server_loop(server), fd, sa, len, one->worker_data);
+    else
+        close(fd);
+}
+
+static int serve_one_loop(const example_opts *opts, const struct evc_worker_ops *ops, void *data)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    single_loop one = {.ops = ops, .worker_data = data};
+    int rc = ops->setup ? ops->setup(loop, 0, data, &one.worker_data) : 0;
+    if (rc < 0) {
+        fprintf(stderr, "%s\n", evc_strerror(rc));
+        return 1;
+    }
+    static const struct evc_server_ops single_ops = {.handle_accepted = single_accepted};
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(opts, address, sizeof address);
+    evc_server *server = evc_server_new(loop, address, 0, &single_ops, &one);
+    int status = 0;
+    if (!server) {
+        perror(address);
+        status = 1;
+    } else {
+        example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
+        ev_signal stop[2];
+        example_stop_on_signals(loop, stop);
+        ev_run(loop, 0);
+        for (int i = 0; i < 2; i++) {
+            ev_ref(loop);   /* example_stop_on_signals unref'd them */
+            ev_signal_stop(loop, &stop[i]);
+        }
+    }
+    evc_close_all(loop);
+    ev_run(loop, 0);   /* runs the deferred destroys */
+    if (ops->teardown)
+        ops->teardown(loop, 0, one.worker_data, data);
+    ev_loop_destroy(loop);
+    return status;
+}
+
+/* The workers a signal handler stops: a program serves one set at a time. */
+static evc_workers *running_workers;
+
+static void stop_workers(int sig)
+{
+    (void)sig;
+    evc_workers_stop(running_workers);
+}
+
+int example_serve_workers(const example_opts *opts, const struct evc_worker_ops *ops, void *data)
+{
+    if (!opts->workers_set)
+        return serve_one_loop(opts, ops, data);
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(opts, address, sizeof address);
+    evc_workers *workers = evc_workers_new(address, 0, opts->workers,
+                                           opts->fork_workers ? EVC_WORKERS_FORK : 0, ops, data);
+    if (!workers) {
+        perror(address);
+        return 1;
+    }
+    char bound[EVC_ADDRSTRLEN];
+    if (evc_workers_address(workers, bound, sizeof bound) < 0)
+        snprintf(bound, sizeof bound, "?");
+    printf("listening on %s\n", bound);
+    fflush(stdout);
+
+    running_workers = workers;
+    struct sigaction stop = {.sa_handler = stop_workers}, old_int, old_term;
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGINT, &stop, &old_int);
+    sigaction(SIGTERM, &stop, &old_term);
+    int rc = evc_workers_run(workers);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    running_workers = NULL;
+    evc_workers_free(workers);
+    if (rc < 0) {
+        fprintf(stderr, "workers: %s\n", evc_strerror(rc));
+        return 1;
+    }
+    return 0;
 }

@@ -17,6 +17,10 @@ typedef struct example_opts {
     int port;            /* -p PORT; 0 picks a free port */
     int argc;            /* operands left after the options */
     char **argv;
+    /* Worker loops (-w N threads, -W N processes; see example_serve_workers). */
+    bool workers_set;    /* -w or -W was given */
+    unsigned workers;    /* how many (0: one per CPU) */
+    bool fork_workers;   /* -W: processes instead of threads */
 } example_opts;
 
 /* Parses -b ADDR, -p PORT and --help/-h (printing usage, which names the program's
@@ -40,5 +44,26 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
  * directory root_fd without leaving it, one component at a time: an fd or -errno,
  * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
 int example_open_beneath(int root_fd, char *path);
+
+/* -- Worker loops: -w N (threads) and -W N (processes), socketserver's
+ *    ThreadingTCPServer and ForkingTCPServer rows. -- */
+
+/* The usage lines of -w and -W, for a program's own --help. */
+#define EXAMPLE_WORKERS_USAGE \
+    "  -w, --workers N   serve on N event loops on N threads (0: one per CPU)\n" \
+    "  -W, --fork N      serve from N worker processes (0: one per CPU)\n"
+/* The short options of -w and -W, for a program's own getopt string. */
+#define EXAMPLE_WORKERS_OPTSTRING "w:W:"
+/* Their long options, for a program's own table. */
+#define EXAMPLE_WORKERS_LONGOPTS \
+    {"workers", required_argument, NULL, 'w'}, {"fork", required_argument, NULL, 'W'}
+/* Handles option c ('w' or 'W') with its argument: true if it was one of them.
+ * Exits 2 on a bad count. */
+bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog);
+/* The whole life of a server example written with worker ops: without -w/-W, one
+ * loop (the default one) with setup and teardown called once around it; with
+ * them, evc_workers.  Prints "listening on HOST:PORT", stops cleanly (exit 0) on
+ * SIGINT/SIGTERM.  Returns the exit status: 0, or 1 (with a message). */
+int example_serve_workers(const example_opts *opts, const struct evc_worker_ops *ops, void *data);
 
 #endif

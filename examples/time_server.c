@@ -7,6 +7,9 @@
  *
  *     printf 'hi\r\n\r\n' | nc 127.0.0.1 10001
  *
+ * With -w N it serves on N loops on N threads (-W N: N processes), socketserver's
+ * ThreadingTCPServer and ForkingTCPServer; the chat code is the same.
+ *
  * What it shows: a listening evc_server handing each connection to a chat;
  * a byte-string terminator; push + close_when_done (the reply is written, then
  * the connection closes); an idle timeout that closes clients which never
@@ -43,12 +46,12 @@ static const struct evc_chat_ops time_channel = {
     .found_terminator = send_time,
 };
 
-static void accept_client(evc_server *server, int fd, const struct sockaddr *peer, socklen_t len,
-                          void *data)
+/* A new connection, on whichever loop serves it (the one loop, or a worker's). */
+static void accept_client(struct ev_loop *loop, int fd, const struct sockaddr *peer,
+                          socklen_t len, void *data)
 {
     (void)peer, (void)len;
     const double *idle_timeout = data;
-    struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &time_channel, NULL);
     if (!chat) {
         close(fd);
@@ -58,7 +61,8 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
     evc_chat_set_timeout(chat, *idle_timeout);
 }
 
-static const struct evc_server_ops time_server_ops = {
+/* No per-worker state: every worker shares the (read-only) timeout. */
+static const struct evc_worker_ops time_server_ops = {
     .handle_accepted = accept_client,
 };
 
@@ -68,5 +72,5 @@ int main(int argc, char **argv)
     example_parse(&opts, argc, argv, "127.0.0.1", 10001, " [IDLE_TIMEOUT_SECONDS (default 30)]");
     double idle_timeout = opts.argc > 0 ? atof(opts.argv[0]) : 30.0;
 
-    return example_serve(&opts, &time_server_ops, &idle_timeout);
+    return example_serve_workers(&opts, &time_server_ops, &idle_timeout);
 }
