@@ -168,6 +168,10 @@ int example_open_beneath(int root_fd, char *path)
 
 bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog)
 {
+    if (c == EXAMPLE_OPT_ACCEPTOR) {
+        opts->acceptor = true;
+        return true;
+    }
     if (c != 'w' && c != 'W')
         return false;
     char *end;
@@ -248,8 +252,9 @@ int example_serve_workers(const example_opts *opts, const struct evc_worker_ops 
         return serve_one_loop(opts, ops, data);
     char address[EVC_ADDRSTRLEN + 16];
     example_address(opts, address, sizeof address);
-    evc_workers *workers = evc_workers_new(address, 0, opts->workers,
-                                           opts->fork_workers ? EVC_WORKERS_FORK : 0, ops, data);
+    unsigned flags = opts->fork_workers ? EVC_WORKERS_FORK
+                     : opts->acceptor   ? EVC_WORKERS_ACCEPTOR : 0;
+    evc_workers *workers = evc_workers_new(address, 0, opts->workers, flags, ops, data);
     if (!workers) {
         perror(address);
         return 1;

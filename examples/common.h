@@ -21,6 +21,7 @@ typedef struct example_opts {
     bool workers_set;    /* -w or -W was given */
     unsigned workers;    /* how many (0: one per CPU) */
     bool fork_workers;   /* -W: processes instead of threads */
+    bool acceptor;       /* --acceptor: one acceptor deals the fds (EVC_WORKERS_ACCEPTOR) */
 } example_opts;
 
 /* Parses -b ADDR, -p PORT and --help/-h (printing usage, which names the program's
@@ -51,13 +52,18 @@ int example_open_beneath(int root_fd, char *path);
 /* The usage lines of -w and -W, for a program's own --help. */
 #define EXAMPLE_WORKERS_USAGE \
     "  -w, --workers N   serve on N event loops on N threads (0: one per CPU)\n" \
-    "  -W, --fork N      serve from N worker processes (0: one per CPU)\n"
+    "  -W, --fork N      serve from N worker processes (0: one per CPU)\n" \
+    "      --acceptor    with -w: one thread accepts and deals connections round\n" \
+    "                    robin (default: a SO_REUSEPORT listener per worker)\n"
 /* The short options of -w and -W, for a program's own getopt string. */
 #define EXAMPLE_WORKERS_OPTSTRING "w:W:"
 /* Their long options, for a program's own table. */
 #define EXAMPLE_WORKERS_LONGOPTS \
-    {"workers", required_argument, NULL, 'w'}, {"fork", required_argument, NULL, 'W'}
-/* Handles option c ('w' or 'W') with its argument: true if it was one of them.
+    {"workers", required_argument, NULL, 'w'}, {"fork", required_argument, NULL, 'W'}, \
+    {"acceptor", no_argument, NULL, EXAMPLE_OPT_ACCEPTOR}
+/* getopt's value for --acceptor (long only: no letter to collide with). */
+#define EXAMPLE_OPT_ACCEPTOR 0x1001
+/* Handles option c ('w', 'W', --acceptor) with its argument: true if it was one of them.
  * Exits 2 on a bad count. */
 bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog);
 /* The whole life of a server example written with worker ops: without -w/-W, one
