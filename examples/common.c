@@ -23,6 +23,8 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
     };
     opts->host = defhost;
     opts->port = defport;
+    opts->workers_set = opts->fork_workers = opts->acceptor = false;
+    opts->workers = 0;
     int c;
     while ((c = getopt_long(argc, argv, "hb:p:" EXAMPLE_WORKERS_OPTSTRING, longopts, NULL)) != -1) {
         if (example_parse_workers(opts, c, optarg, argv[0]))
