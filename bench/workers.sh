@@ -13,7 +13,9 @@
 # Nothing is pinned: with two loops the server may use both cores, which the
 # load generator (one thread) shares.  Each run also reports the CPU split:
 # the cores the server used (all its threads, /proc/PID/task/*/schedstat) and
-# the load generator used (its getrusage), over the run's wall time.
+# the load generator used (its getrusage), over the run's wall time, and the
+# server's CPU per operation, which says what a loop costs when cores are the
+# limit (on a shared 2-core machine the rate mostly says who got scheduled).
 # Prints every run, the medians, and per scenario
 #   "workers <scenario> ratio 2-loop/1-loop: X.XX"
 #   "workers <scenario> ratio acceptor/reuseport (2 loops): X.XX"
@@ -21,7 +23,8 @@
 #
 # Environment (as bench/run): BENCH_ROUNDS (default 5), BENCH_SECONDS (default
 # 3), BENCH_QUICK=1 (1 round of 1 second), BENCH_ECHO_ARGS, BENCH_CHURN_ARGS;
-# and BENCH_WORKERS_CONFIGS, the servers to run (default "1 2 2-acceptor").
+# BENCH_WORKERS_CONFIGS, the servers to run (default "1 2 2-acceptor"), and
+# BENCH_WORKERS_SCENARIOS, which scenarios (default "echo churn").
 
 # make runs bench/run with $(SHELL), which may not be bash.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
@@ -120,9 +123,10 @@ stop_server() {
     fi
 }
 
-# run_one MODE ARGS PROG CONFIG: sets rate, server_cores, loadgen_cores.
+# run_one MODE ARGS PROG CONFIG: sets rate, server_cores, loadgen_cores and
+# server_ns (the server's CPU per operation, all its threads).
 run_one() {
-    local mode=$1 args=$2 prog=$3 config=$4 before after t0 t1 rc cpu
+    local mode=$1 args=$2 prog=$3 config=$4 before after t0 t1 rc cpu total
     local workers=(-w "${config%%-*}")
     [ "$config" = 2-acceptor ] && workers+=(--acceptor)
     start_server "$prog" "${workers[@]}" || return 1
@@ -142,6 +146,8 @@ run_one() {
     fi
     rate=$(sed -n 's/^rate: //p' "$tmp/loadgen.out")
     cpu=$(sed -n 's/^cpu: //p' "$tmp/loadgen.out")
+    total=$(sed -n 's/^total: //p' "$tmp/loadgen.out")
+    server_ns=$(awk -v d=$((after - before)) -v n="$total" 'BEGIN { printf "%.0f", d / n }')
     server_cores=$(awk -v d=$((after - before)) -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", d / w }')
     loadgen_cores=$(awk -v c="$cpu" -v w=$((t1 - t0)) 'BEGIN { printf "%.2f", c * 1e9 / w }')
 }
@@ -155,10 +161,11 @@ failed=0
 # scenario NAME UNIT MODE ARGS PROG
 scenario() {
     local name=$1 unit=$2 mode=$3 args=$4 prog=$5 r c
-    declare -A rates=() scores=() lcores=()
+    declare -A rates=() scores=() lcores=() nss=()
     echo
     echo "== workers $name: loadgen $mode $args --seconds $seconds against ${prog#"$build"/} -w N"
-    printf '%-6s %-11s %14s %13s %14s\n' round server "$unit/s" "server cores" "loadgen cores"
+    printf '%-6s %-11s %14s %13s %14s %16s\n' round server "$unit/s" "server cores" "loadgen cores" \
+        "server ns/${unit%s}"
     for ((r = 1; r <= rounds; r++)); do
         for c in $configs; do
             if ! run_one "$mode" "$args" "$prog" "$c"; then
@@ -166,17 +173,20 @@ scenario() {
                 failed=1
                 return
             fi
-            printf '%-6s %-11s %14.0f %13s %14s\n' "$r" "$c" "$rate" "$server_cores" "$loadgen_cores"
+            printf '%-6s %-11s %14.0f %13s %14s %16s\n' "$r" "$c" "$rate" "$server_cores" \
+                "$loadgen_cores" "$server_ns"
             rates[$c]+="$rate "
             scores[$c]+="$server_cores "
             lcores[$c]+="$loadgen_cores "
+            nss[$c]+="$server_ns "
         done
     done
     declare -A med=()
     for c in $configs; do
         med[$c]=$(printf '%s\n' ${rates[$c]} | median)
-        printf '%-6s %-11s %14.0f %13s %14s\n' median "$c" "${med[$c]}" \
-            "$(printf '%s\n' ${scores[$c]} | median)" "$(printf '%s\n' ${lcores[$c]} | median)"
+        printf '%-6s %-11s %14.0f %13s %14s %16s\n' median "$c" "${med[$c]}" \
+            "$(printf '%s\n' ${scores[$c]} | median)" "$(printf '%s\n' ${lcores[$c]} | median)" \
+            "$(printf '%s\n' ${nss[$c]} | median)"
     done
     if [ -n "${med[1]:-}" ] && [ -n "${med[2]:-}" ]; then
         awk -v a="${med[2]}" -v b="${med[1]}" -v n="$name" \
@@ -189,8 +199,12 @@ scenario() {
 }
 
 echo "workers bench: $rounds round(s) x ${seconds} s per server; not pinned; $(nproc) CPUs"
-scenario echo lines echo "$echo_args" "$build/bench/chat_echo_server"
-scenario churn conns churn "$churn_args" "$build/examples/time_server"
+case " ${BENCH_WORKERS_SCENARIOS:-echo churn} " in *" echo "*)
+    scenario echo lines echo "$echo_args" "$build/bench/chat_echo_server" ;;
+esac
+case " ${BENCH_WORKERS_SCENARIOS:-echo churn} " in *" churn "*)
+    scenario churn conns churn "$churn_args" "$build/examples/time_server" ;;
+esac
 if [ $failed != 0 ]; then
     echo "workers bench: FAILED (see above)"
     exit 1
