@@ -62,23 +62,38 @@ static void round_trip(const evt_proc *p, const char *request, const char *expec
         fail_msg("expected '%s', got '%s'", expect, reply);
 }
 
+/* The server under test, stopped by the teardown if an assertion left it running. */
+static evt_proc server;
+
+static int stop_leftover(void **state)
+{
+    (void)state;
+    if (server.pid > 0)
+        evt_stop_server(&server, SIGKILL);
+    server.pid = 0;
+    return 0;
+}
+
 static void serve_with_workers(const char *name, const char *option, const char *request,
                                const char *expect, const char *until)
 {
     const char *args[] = {option, "2", NULL};
-    evt_proc p;
-    evt_spawn_server(&p, name, args);
+    evt_proc *p = &server;
+    evt_spawn_server(p, name, args);
     for (int i = 0; i < 8; i++)
-        round_trip(&p, request, expect, until);
+        round_trip(p, request, expect, until);
     pid_t kids[8];
-    int nkids = children_of(p.pid, kids, 8);
+    int nkids = children_of(p->pid, kids, 8);
     if (strcmp(option, "-w") == 0 || strcmp(option, "--workers") == 0) {
-        assert_int_equal(proc_status_field(p.pid, "Threads:"), 3);   /* main + 2 workers */
+        /* main + 2 workers (a sanitizer may add a thread of its own) */
+        int threads = proc_status_field(p->pid, "Threads:");
+        assert_true(threads >= 3 && threads <= 4);
         assert_true(nkids <= 0);
     } else if (nkids >= 0) {
         assert_int_equal(nkids, 2);
     }
-    int status = evt_stop_server(&p, SIGTERM);
+    int status = evt_stop_server(p, SIGTERM);
+    p->pid = 0;
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     for (int i = 0; i < nkids; i++)
@@ -135,12 +150,12 @@ static void bad_worker_count_exits_2(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(echo_server_threads),
-        cmocka_unit_test(echo_server_processes),
-        cmocka_unit_test(time_server_threads),
-        cmocka_unit_test(time_server_processes),
-        cmocka_unit_test(http_server_threads),
-        cmocka_unit_test(resp_server_threads),
+        cmocka_unit_test_teardown(echo_server_threads, stop_leftover),
+        cmocka_unit_test_teardown(echo_server_processes, stop_leftover),
+        cmocka_unit_test_teardown(time_server_threads, stop_leftover),
+        cmocka_unit_test_teardown(time_server_processes, stop_leftover),
+        cmocka_unit_test_teardown(http_server_threads, stop_leftover),
+        cmocka_unit_test_teardown(resp_server_threads, stop_leftover),
         cmocka_unit_test(bad_worker_count_exits_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
