@@ -4,7 +4,8 @@
  * that worker's own thread; a stop (from a signal handler too) while clients
  * hold connections with unsent output closes every chat before teardown and
  * joins; a failing setup stops everything; the process variant restarts a
- * worker that was killed and stops all of them on SIGTERM.
+ * worker that was killed, but a worker that keeps dying only once a second,
+ * and stops all of them on SIGTERM.
  *
  * The test server answers each line with "INDEX PID\n" (which worker, in which
  * process) and keeps the connection; "q" closes it.
@@ -547,6 +548,67 @@ static void test_fork_restarts_and_stops(void **state)
     assert_int_equal(got, 6);
 }
 
+static int failing_setup(struct ev_loop *loop, unsigned index, void *data, void **worker_data)
+{
+    (void)loop, (void)index, (void)worker_data;
+    const int *log_fd = data;
+    (void)!write(*log_fd, "S", 1);
+    return -EIO;
+}
+
+static const struct evc_worker_ops crashing_ops = {
+    .setup = failing_setup,
+};
+
+/* A worker process that dies at once is restarted at most once a second:
+ * in the 1.5 s after its first start one slot starts once more (twice at the
+ * most on a slow machine), not hundreds of times. */
+static void test_fork_restart_is_rate_limited(void **state)
+{
+    (void)state;
+    int log[2];
+    assert_int_equal(pipe(log), 0);
+    fflush(NULL);
+    pid_t supervisor = fork();
+    assert_true(supervisor >= 0);
+    test_supervisor = supervisor;
+    if (supervisor == 0) {
+        close(log[0]);
+        evc_workers *w = evc_workers_new("127.0.0.1:0", 0, 1, EVC_WORKERS_FORK, &crashing_ops,
+                                         &log[1]);
+        if (!w)
+            _exit(3);
+        signalled = w;
+        struct sigaction sa = {.sa_handler = stop_on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        int rc = evc_workers_run(w);
+        evc_workers_free(w);
+        _exit(rc == 0 ? 0 : 4);
+    }
+    close(log[1]);
+    /* From the first start on: the second follows a second later. */
+    char first;
+    assert_int_equal(read(log[0], &first, 1), 1);
+    struct timespec wait = {1, 500000000};
+    while (nanosleep(&wait, &wait) < 0 && errno == EINTR)
+        continue;
+    assert_int_equal(kill(supervisor, SIGTERM), 0);
+    int status;
+    assert_int_equal(waitpid(supervisor, &status, 0), supervisor);
+    test_supervisor = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    char starts[256];
+    size_t got = 1;
+    ssize_t n;
+    while ((n = read(log[0], starts + got, sizeof starts - got)) > 0)
+        got += (size_t)n;
+    close(log[0]);
+    assert_true(got >= 2);
+    assert_true(got <= 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -560,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test_teardown(test_fork_restarts_and_stops, kill_supervisor),
+        cmocka_unit_test_teardown(test_fork_restart_is_rate_limited, kill_supervisor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
