@@ -190,8 +190,20 @@ static void settle(struct ev_loop *loop)
         ev_run(loop, EVRUN_NOWAIT);
 }
 
+/*
+ * A worker without a listener of its own (the acceptor's) holds an idle
+ * dispatcher for its whole life: a loop's registry entry, with its pool of
+ * read blocks, goes away with the loop's last dispatcher, and without this a
+ * worker between two short connections would free and rebuild it each time.
+ */
+static const struct evc_dispatcher_ops anchor_ops;
+
 static int start_listener(evc_worker *wk)
 {
+    if (wk->listen_fd < 0) {
+        wk->listener = evc_dispatcher_new(wk->loop, &anchor_ops, wk);
+        return wk->listener ? 0 : -ENOMEM;
+    }
     wk->listener = evc_dispatcher_new(wk->loop, &worker_listener_ops, wk);
     if (!wk->listener)
         return -ENOMEM;
@@ -212,7 +224,7 @@ void evc__worker_serve(evc_worker *wk)
         evc_workers_stop(w);
     } else {
         wk->set_up = true;
-        rc = wk->listen_fd >= 0 ? start_listener(wk) : 0;
+        rc = start_listener(wk);
         if (rc < 0) {
             wk->setup_rc = rc;
             evc_workers_stop(w);

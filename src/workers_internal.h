@@ -38,7 +38,8 @@ typedef struct evc_worker {
     struct ev_loop *live;
     ev_async wake;             /* stop, or hand-offs waiting in `inbox` */
     int listen_fd;             /* this worker's listening socket until adopted; -1 if none */
-    evc_dispatcher *listener;  /* the listener while the worker serves */
+    evc_dispatcher *listener;  /* the listener (or, with the acceptor, an idle anchor
+                                * keeping the loop's registry entry) while serving */
     void *worker_data;         /* what setup made (or the user's data) */
     int setup_rc;              /* setup's failure, or 0 */
     bool set_up;               /* setup succeeded: teardown is owed */
