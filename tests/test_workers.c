@@ -14,6 +14,7 @@
 #include "evchat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -262,6 +265,40 @@ static void test_default_spreads(void **state)
 
 static evc_workers *signalled;
 
+/* Open file descriptors of this process. */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+/* Connects and closes, again and again, until told to stop: new connections
+ * arriving while the workers stop. */
+typedef struct hammer {
+    int port;
+    int stop;
+    pthread_t thread;
+} hammer;
+
+static void *hammer_thread(void *arg)
+{
+    hammer *h = arg;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    while (!__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST)) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            break;
+        if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0)
+            (void)!send(fd, "who\n", 4, MSG_NOSIGNAL);
+        close(fd);
+    }
+    return NULL;
+}
+
 static void stop_on_signal(int sig)
 {
     (void)sig;
@@ -270,12 +307,13 @@ static void stop_on_signal(int sig)
 
 /*
  * 16 clients each send 2 MiB of requests without reading the answers, so
- * every worker holds open chats with output queued; SIGTERM (whose handler
- * calls evc_workers_stop) must close them all before each teardown, and run
- * must return.
+ * every worker holds open chats with output queued, and another thread keeps
+ * connecting; SIGTERM (whose handler calls evc_workers_stop) must close every
+ * chat before each teardown, run must return, and no fd may be left open.
  */
 static void stop_under_load(unsigned flags)
 {
+    int fds_before = open_fds();
     report rep;
     report_init(&rep);
     evc_workers *w = evc_workers_new("127.0.0.1:0", 0, 2, flags, &who_worker_ops, &rep);
@@ -297,6 +335,11 @@ static void stop_under_load(unsigned flags)
         for (int i = 0; i < CLIENTS; i++)
             (void)!send(fds[i], requests, sizeof requests, MSG_NOSIGNAL);
 
+    hammer h = {.port = port};
+    assert_int_equal(pthread_create(&h.thread, NULL, hammer_thread, &h), 0);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+
     signalled = w;
     struct sigaction sa = {.sa_handler = stop_on_signal}, old;
     sigemptyset(&sa.sa_mask);
@@ -305,6 +348,8 @@ static void stop_under_load(unsigned flags)
     assert_int_equal(runner_join(&r), 0);
     sigaction(SIGTERM, &old, NULL);
     signalled = NULL;
+    __atomic_store_n(&h.stop, 1, __ATOMIC_SEQ_CST);
+    assert_int_equal(pthread_join(h.thread, NULL), 0);
 
     check_threads(&rep, 2, r.thread);
     for (int i = 0; i < CLIENTS; i++) {
@@ -319,6 +364,8 @@ static void stop_under_load(unsigned flags)
     }
     evc_workers_free(w);
     pthread_mutex_destroy(&rep.lock);
+    /* Every connection accepted, queued for a worker or served was closed. */
+    assert_int_equal(open_fds(), fds_before);
 }
 
 static void test_stop_under_load_reuseport(void **state)
