@@ -261,17 +261,18 @@ int example_serve_workers(const example_opts *opts, const struct evc_worker_ops 
         perror(address);
         return 1;
     }
+    /* Stoppable before anyone can know where to connect. */
+    running_workers = workers;
+    struct sigaction stop = {.sa_handler = stop_workers}, old_int, old_term;
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGINT, &stop, &old_int);
+    sigaction(SIGTERM, &stop, &old_term);
     char bound[EVC_ADDRSTRLEN];
     if (evc_workers_address(workers, bound, sizeof bound) < 0)
         snprintf(bound, sizeof bound, "?");
     printf("listening on %s\n", bound);
     fflush(stdout);
 
-    running_workers = workers;
-    struct sigaction stop = {.sa_handler = stop_workers}, old_int, old_term;
-    sigemptyset(&stop.sa_mask);
-    sigaction(SIGINT, &stop, &old_int);
-    sigaction(SIGTERM, &stop, &old_term);
     int rc = evc_workers_run(workers);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
