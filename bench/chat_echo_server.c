@@ -29,11 +29,11 @@ static const struct evc_chat_ops echo_channel = {
     .found_terminator = echo_line,
 };
 
-static void accept_client(evc_server *server, int fd, const struct sockaddr *peer, socklen_t len,
-                          void *data)
+/* On the one loop, or a worker's (-w N: N loops on N threads, for bench/workers.sh). */
+static void accept_client(struct ev_loop *loop, int fd, const struct sockaddr *peer,
+                          socklen_t len, void *data)
 {
     (void)peer, (void)len, (void)data;
-    struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &echo_channel, NULL);
     if (!chat) {
         close(fd);
@@ -43,7 +43,7 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
     evc_chat_set_keep_terminator(chat, true);
 }
 
-static const struct evc_server_ops echo_server_ops = {
+static const struct evc_worker_ops echo_server_ops = {
     .handle_accepted = accept_client,
 };
 
@@ -52,5 +52,5 @@ int main(int argc, char **argv)
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 10002, "");
 
-    return example_serve(&opts, &echo_server_ops, NULL);
+    return example_serve_workers(&opts, &echo_server_ops, NULL);
 }

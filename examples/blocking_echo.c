@@ -139,6 +139,7 @@ int main(int argc, char **argv)
 {
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 5557, " [THREADS]");
+    example_refuse_workers(&opts, argv[0]);
     unsigned threads = 8;
     if (opts.argc > 0) {
         char *end;

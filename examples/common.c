@@ -20,14 +20,19 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
         {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'},
         EXAMPLE_LOOP_LONGOPTS,
+        EXAMPLE_WORKERS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     *opts = (example_opts){0};
     opts->host = defhost;
     opts->port = defport;
+    opts->workers_set = opts->fork_workers = opts->acceptor = false;
+    opts->workers = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
-        if (example_loop_option(opts, c, optarg, argv[0]))
+    while ((c = getopt_long(argc, argv, "hb:p:" EXAMPLE_LOOP_SHORTOPTS EXAMPLE_WORKERS_OPTSTRING,
+                            longopts, NULL)) != -1) {
+        if (example_loop_option(opts, c, optarg, argv[0]) ||
+            example_parse_workers(opts, c, optarg, argv[0]))
             continue;
         switch (c) {
         case 'h':
@@ -35,6 +40,7 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
                    "  -b, --bind ADDR   address (host, IP or unix:/path; default %s)\n"
                    "  -p, --port PORT   port (default %d; 0 picks a free one)\n"
                    EXAMPLE_LOOP_HELP
+                   EXAMPLE_WORKERS_USAGE
                    "  -h, --help        this text\n",
                    argv[0], usage, defhost, defport);
             exit(0);
@@ -101,8 +107,18 @@ void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2])
     ev_unref(loop);
 }
 
+void example_refuse_workers(const example_opts *opts, const char *prog)
+{
+    if (opts->workers_set) {
+        fprintf(stderr, "%s: serves from one loop; -w, -W and --acceptor are options of "
+                        "echo_server, time_server, http_server and resp_server\n", prog);
+        exit(2);
+    }
+}
+
 int example_serve(const example_opts *opts, const struct evc_server_ops *ops, void *data)
 {
+    example_refuse_workers(opts, program_invocation_short_name);
     struct ev_loop *loop = ev_default_loop(0);
     char address[EVC_ADDRSTRLEN + 16];
     example_address(opts, address, sizeof address);
@@ -124,6 +140,7 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
 
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len)
 {
+    example_refuse_workers(opts, program_invocation_short_name);
     int rc = evc_addr_from_host_port(opts->host, opts->port, ss, len);
     if (rc < 0) {
         fprintf(stderr, "cannot resolve %s:%d: %s\n", opts->host, opts->port, evc_strerror(rc));
@@ -257,4 +274,128 @@ double example_parse_seconds(const char *prog, const char *what, const char *tex
         exit(2);
     }
     return v;
+}
+
+/* ---------------------------------------------------------------- worker loops */
+
+bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog)
+{
+    if (c == EXAMPLE_OPT_ACCEPTOR) {
+        opts->acceptor = true;
+        return true;
+    }
+    if (c != 'w' && c != 'W')
+        return false;
+    char *end;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (*arg == '\0' || *arg == '-' || *end != '\0' || n > 1024) {
+        fprintf(stderr, "%s: bad number of workers '%s'\n", prog, arg);
+        exit(2);
+    }
+    opts->workers_set = true;
+    opts->workers = (unsigned)n;
+    opts->fork_workers = c == 'W';
+    return true;
+}
+
+/* One loop, no threads: what the examples do without -w. */
+typedef struct single_loop {
+    const struct evc_worker_ops *ops;
+    void *worker_data;
+} single_loop;
+
+static void single_accepted(evc_server *server, int fd, const struct sockaddr *sa, socklen_t len,
+                            void *data)
+{
+    single_loop *one = data;
+    if (one->ops->handle_accepted)
+        one->ops->handle_accepted(evc_server_loop(server), fd, sa, len, one->worker_data);
+    else
+        close(fd);
+}
+
+static int serve_one_loop(const example_opts *opts, const struct evc_worker_ops *ops, void *data)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    single_loop one = {.ops = ops, .worker_data = data};
+    int rc = ops->setup ? ops->setup(loop, 0, data, &one.worker_data) : 0;
+    if (rc < 0) {
+        fprintf(stderr, "%s\n", evc_strerror(rc));
+        return 1;
+    }
+    static const struct evc_server_ops single_ops = {.handle_accepted = single_accepted};
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(opts, address, sizeof address);
+    evc_server *server = evc_server_new(loop, address, 0, &single_ops, &one);
+    int status = 0;
+    if (!server) {
+        perror(address);
+        status = 1;
+    } else {
+        ev_signal stop[2];
+        example_stop_on_signals(loop, stop);   /* before the line that says we are up */
+        example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
+        ev_run(loop, 0);
+        for (int i = 0; i < 2; i++) {
+            ev_ref(loop);   /* example_stop_on_signals unref'd them */
+            ev_signal_stop(loop, &stop[i]);
+        }
+    }
+    evc_close_all(loop);
+    ev_run(loop, 0);   /* runs the deferred destroys */
+    if (ops->teardown)
+        ops->teardown(loop, 0, one.worker_data, data);
+    ev_loop_destroy(loop);
+    return status;
+}
+
+/* The workers a signal handler stops: a program serves one set at a time. */
+static evc_workers *running_workers;
+
+static void stop_workers(int sig)
+{
+    (void)sig;
+    evc_workers_stop(running_workers);
+}
+
+int example_serve_workers(const example_opts *opts, const struct evc_worker_ops *ops, void *data)
+{
+    if (!opts->workers_set)
+        return serve_one_loop(opts, ops, data);
+    if (opts->backend) {
+        /* Each worker makes its own loop with libev's choice of backend. */
+        fprintf(stderr, "--backend picks the backend of one loop; it does not go with -w or -W\n");
+        return 2;
+    }
+    char address[EVC_ADDRSTRLEN + 16];
+    example_address(opts, address, sizeof address);
+    unsigned flags = opts->fork_workers ? EVC_WORKERS_FORK
+                     : opts->acceptor   ? EVC_WORKERS_ACCEPTOR : 0;
+    evc_workers *workers = evc_workers_new(address, 0, opts->workers, flags, ops, data);
+    if (!workers) {
+        perror(address);
+        return 1;
+    }
+    /* Stoppable before anyone can know where to connect. */
+    running_workers = workers;
+    struct sigaction stop = {.sa_handler = stop_workers}, old_int, old_term;
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGINT, &stop, &old_int);
+    sigaction(SIGTERM, &stop, &old_term);
+    char bound[EVC_ADDRSTRLEN];
+    if (evc_workers_address(workers, bound, sizeof bound) < 0)
+        snprintf(bound, sizeof bound, "?");
+    printf("listening on %s\n", bound);
+    fflush(stdout);
+
+    int rc = evc_workers_run(workers);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    running_workers = NULL;
+    evc_workers_free(workers);
+    if (rc < 0) {
+        fprintf(stderr, "workers: %s\n", evc_strerror(rc));
+        return 1;
+    }
+    return 0;
 }

@@ -20,6 +20,11 @@ typedef struct example_opts {
     /* The event loop (--backend NAME, -v): see example_loop_start. */
     unsigned backend;    /* EVBACKEND_SELECT, _POLL or _EPOLL; 0 lets libev choose */
     bool verbose;        /* -v: say on stderr which backend runs the loop */
+    /* Worker loops (-w N threads, -W N processes; see example_serve_workers). */
+    bool workers_set;    /* -w or -W was given */
+    unsigned workers;    /* how many (0: one per CPU) */
+    bool fork_workers;   /* -W: processes instead of threads */
+    bool acceptor;       /* --acceptor: one acceptor deals the fds (EVC_WORKERS_ACCEPTOR) */
 } example_opts;
 
 /* Parses -b ADDR, -p PORT and --help/-h (printing usage, which names the program's
@@ -37,6 +42,9 @@ void example_stop_on_signals(struct ev_loop *loop, ev_signal watchers[2]);
  * "listening on" line, runs the default loop until SIGINT/SIGTERM, then closes
  * everything and runs the deferred destroys.  Returns the exit status: 0, or 1
  * (with a message) when it cannot listen. */
+/* Exits 2 with a message if -w, -W or --acceptor was given: for the programs that
+ * serve from one loop (example_serve and example_resolve call it themselves). */
+void example_refuse_workers(const example_opts *opts, const char *prog);
 int example_serve(const example_opts *opts, const struct evc_server_ops *ops, void *data);
 /* Resolves opts into a socket address (for clients).  Exits 1 with a message on failure. */
 void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, socklen_t *len);
@@ -76,5 +84,30 @@ const char *example_backend_name(unsigned backend);
  * a finite decimal >= 0, 0 meaning off.  Exits 2 with a message on anything else
  * (empty, "abc", "nan", "inf", negative, trailing bytes). */
 double example_parse_seconds(const char *prog, const char *what, const char *text);
+/* -- Worker loops: -w N (threads) and -W N (processes), socketserver's
+ *    ThreadingTCPServer and ForkingTCPServer rows. -- */
+
+/* The usage lines of -w and -W, for a program's own --help. */
+#define EXAMPLE_WORKERS_USAGE \
+    "  -w, --workers N   serve on N event loops on N threads (0: one per CPU)\n" \
+    "  -W, --fork N      serve from N worker processes (0: one per CPU)\n" \
+    "      --acceptor    with -w: one thread accepts and deals connections round\n" \
+    "                    robin (default: a SO_REUSEPORT listener per worker)\n"
+/* The short options of -w and -W, for a program's own getopt string. */
+#define EXAMPLE_WORKERS_OPTSTRING "w:W:"
+/* Their long options, for a program's own table. */
+#define EXAMPLE_WORKERS_LONGOPTS \
+    {"workers", required_argument, NULL, 'w'}, {"fork", required_argument, NULL, 'W'}, \
+    {"acceptor", no_argument, NULL, EXAMPLE_OPT_ACCEPTOR}
+/* getopt's value for --acceptor (long only: no letter to collide with). */
+#define EXAMPLE_OPT_ACCEPTOR 0x1001
+/* Handles option c ('w', 'W', --acceptor) with its argument: true if it was one of them.
+ * Exits 2 on a bad count. */
+bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog);
+/* The whole life of a server example written with worker ops: without -w/-W, one
+ * loop (the default one) with setup and teardown called once around it; with
+ * them, evc_workers.  Prints "listening on HOST:PORT", stops cleanly (exit 0) on
+ * SIGINT/SIGTERM.  Returns the exit status: 0, or 1 (with a message). */
+int example_serve_workers(const example_opts *opts, const struct evc_worker_ops *ops, void *data);
 
 #endif

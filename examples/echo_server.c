@@ -25,6 +25,9 @@
  *     buffer until its line is decided.  When a client closes its side, what
  *     is pending is still sent.
  *
+ * With -w N the same dispatchers serve on N loops on N threads (-W N: in N
+ * processes); the listening is then the library's (evc_workers).
+ *
  * Try it:   examples/echo_server &   then   printf 'hi\nbye\n' | examples/echo_client
  * Also:     examples/echo_server -b unix:/tmp/echo.sock
  */
@@ -181,13 +184,11 @@ static const struct evc_dispatcher_ops client_ops = {
     .on_destroy = client_destroy,
 };
 
-static void accept_client(evc_dispatcher *listener, int fd, const struct sockaddr *peer,
-                          socklen_t len, void *data)
+/* A client's dispatcher on loop (the listener's, or a worker's with -w/-W). */
+static void start_client(struct ev_loop *loop, int fd)
 {
-    (void)peer, (void)len, (void)data;
     struct client *c = calloc(1, sizeof *c);
-    evc_dispatcher *d = c ? evc_dispatcher_new(evc_dispatcher_loop(listener), &client_ops, c)
-                          : NULL;
+    evc_dispatcher *d = c ? evc_dispatcher_new(loop, &client_ops, c) : NULL;
     if (!d) {
         free(c);
         close(fd);
@@ -202,6 +203,26 @@ static void accept_client(evc_dispatcher *listener, int fd, const struct sockadd
      * closed (handle_timeout NULL: close). */
     evc_dispatcher_set_timeout(d, IDLE_TIMEOUT);
 }
+
+static void accept_client(evc_dispatcher *listener, int fd, const struct sockaddr *peer,
+                          socklen_t len, void *data)
+{
+    (void)peer, (void)len, (void)data;
+    start_client(evc_dispatcher_loop(listener), fd);
+}
+
+/* With -w N / -W N the library listens, one listener per worker loop, and hands
+ * each worker its connections; the client dispatchers are the same. */
+static void worker_accepted(struct ev_loop *loop, int fd, const struct sockaddr *peer,
+                            socklen_t len, void *data)
+{
+    (void)peer, (void)len, (void)data;
+    start_client(loop, fd);
+}
+
+static const struct evc_worker_ops worker_ops = {
+    .handle_accepted = worker_accepted,
+};
 
 /* An accept error: the library has paused the listener for a moment (longer
  * while the error lasts) and retries; a client's trouble or a bad minute of
@@ -234,6 +255,8 @@ int main(int argc, char **argv)
 {
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 5556, "");
+    if (opts.workers_set)
+        return example_serve_workers(&opts, &worker_ops, NULL);
     struct sockaddr_storage ss;
     socklen_t len;
     example_resolve(&opts, &ss, &len);

@@ -173,6 +173,7 @@ int main(int argc, char **argv)
 {
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 8800, " [DIRECTORY (default .)]");
+    example_refuse_workers(&opts, argv[0]);
     const char *root = opts.argc > 0 ? opts.argv[0] : ".";
     int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) {

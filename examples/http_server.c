@@ -426,7 +426,9 @@ static const struct evc_chat_ops conn_ops = {
     .on_destroy = on_destroy,
 };
 
-static void on_accepted(evc_server *server, int fd, const struct sockaddr *sa, socklen_t len,
+/* A new connection on loop: the one loop, or a worker's with -w/-W (the
+ * configuration is read-only, so every worker shares it). */
+static void on_accepted(struct ev_loop *loop, int fd, const struct sockaddr *sa, socklen_t len,
                         void *data)
 {
     http_config *cfg = data;
@@ -436,7 +438,7 @@ static void on_accepted(evc_server *server, int fd, const struct sockaddr *sa, s
         return;
     }
     conn->config = cfg;
-    conn->loop = evc_server_loop(server);
+    conn->loop = loop;
     char peer[EVC_ADDRSTRLEN];
     if (evc_addr_format(sa, len, peer, sizeof peer) < 0)
         snprintf(peer, sizeof peer, "-");
@@ -466,7 +468,7 @@ static void on_accepted(evc_server *server, int fd, const struct sockaddr *sa, s
     expect_request(conn);
 }
 
-static const struct evc_server_ops server_ops = {
+static const struct evc_worker_ops server_ops = {
     .handle_accepted = on_accepted,
 };
 
@@ -475,7 +477,7 @@ static const struct evc_server_ops server_ops = {
 static void usage(const char *prog, int status)
 {
     fprintf(status ? stderr : stdout,
-            "usage: %s [-b ADDR] [-p PORT] [-q] [-m BYTES] [-T SECONDS] [-k SECONDS] [DIR]\n"
+            "usage: %s [-b ADDR] [-p PORT] [-w N | -W N] [-q] [-m BYTES] [-T SECONDS] [-k SECONDS] [DIR]\n"
             "HTTP/1.1 server for DIR (default .): GET/HEAD files, POST /echo, GET /stream?n=N\n"
             "  -b, --bind ADDR         address (default 127.0.0.1)\n"
             "  -p, --port PORT         port (default %d; 0 picks a free one)\n"
@@ -484,6 +486,7 @@ static void usage(const char *prog, int status)
             "  -T, --header-timeout S  seconds to send a request head (default %g)\n"
             "  -k, --idle-timeout S    seconds a keep-alive connection may idle (default %g)\n"
             EXAMPLE_LOOP_HELP
+            EXAMPLE_WORKERS_USAGE
             "  -h, --help              this text\n",
             prog, DEFAULT_PORT, HTTP_DEFAULT_MAX_BODY, HEADER_TIMEOUT, IDLE_TIMEOUT);
     exit(status);
@@ -511,6 +514,7 @@ int main(int argc, char **argv)
         {"header-timeout", required_argument, NULL, 'T'},
         {"idle-timeout", required_argument, NULL, 'k'},
         EXAMPLE_LOOP_LONGOPTS,
+        EXAMPLE_WORKERS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = DEFAULT_PORT};
@@ -520,11 +524,13 @@ int main(int argc, char **argv)
         .idle_timeout = IDLE_TIMEOUT,
     };
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:" EXAMPLE_LOOP_SHORTOPTS, longopts,
-                            NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:" EXAMPLE_LOOP_SHORTOPTS
+                            EXAMPLE_WORKERS_OPTSTRING, longopts, NULL)) != -1) {
         if (example_loop_option(&opts, c, optarg, argv[0]))
             continue;
         char *end;
+        if (example_parse_workers(&opts, c, optarg, argv[0]))
+            continue;
         switch (c) {
         case 'h':
             usage(argv[0], 0);
@@ -572,7 +578,7 @@ int main(int argc, char **argv)
     }
     /* One line per request: a log that a crash cannot leave half-written. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int status = example_serve(&opts, &server_ops, &cfg);
+    int status = example_serve_workers(&opts, &server_ops, &cfg);
     close(cfg.root_fd);
     return status;
 }

@@ -67,9 +67,12 @@
 #define IN_PLACE_MAX_ARGS 16                    /* requests run from the buffer have no more */
 #define LENGTH_LINE_MAX 21                      /* "*" or "$", a sign, 18 digits, "\r" */
 
+/* One key space and its expiry sweep, per loop: with -w N / -W N every worker
+ * has its own (see the usage text). */
 struct server {
     resp_store *store;
     uint64_t max_bulk;
+    ev_timer purge;     /* sweeps expired keys every PURGE_INTERVAL */
 };
 
 enum conn_state {
@@ -505,11 +508,10 @@ static const struct evc_chat_ops resp_channel = {
     .on_destroy = conn_destroy,
 };
 
-static void accept_client(evc_server *listener, int fd, const struct sockaddr *peer,
+static void accept_client(struct ev_loop *loop, int fd, const struct sockaddr *peer,
                           socklen_t len, void *data)
 {
     (void)peer, (void)len;
-    struct ev_loop *loop = evc_server_loop(listener);
     struct conn *conn = calloc(1, sizeof *conn);
     evc_chat *c = conn ? evc_chat_new(loop, fd, &resp_channel, conn) : NULL;
     if (!c) {
@@ -527,18 +529,49 @@ static void accept_client(evc_server *listener, int fd, const struct sockaddr *p
     expect_request(c, conn);
 }
 
-static const struct evc_server_ops resp_server_ops = {
-    .handle_accepted = accept_client,
-};
-
-/* ---------------------------------------------------------------- main */
-
 static void purge_expired(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop, (void)revents;
     struct server *server = w->data;
     resp_store_purge_expired(server->store, resp_store_now_ms());
 }
+
+/* A loop's key space (data: the settings from the command line). */
+static int worker_setup(struct ev_loop *loop, unsigned index, void *data, void **worker_data)
+{
+    (void)index;
+    const struct server *settings = data;
+    struct server *server = calloc(1, sizeof *server);
+    if (!server || !(server->store = resp_store_new())) {
+        free(server);
+        return -ENOMEM;
+    }
+    server->max_bulk = settings->max_bulk;
+    ev_timer_init(&server->purge, purge_expired, PURGE_INTERVAL, PURGE_INTERVAL);
+    server->purge.data = server;
+    ev_timer_start(loop, &server->purge);
+    ev_unref(loop);   /* the sweep must not keep the loop alive once the server is closed */
+    *worker_data = server;
+    return 0;
+}
+
+static void worker_teardown(struct ev_loop *loop, unsigned index, void *worker_data, void *data)
+{
+    (void)index, (void)data;
+    struct server *server = worker_data;
+    ev_ref(loop);
+    ev_timer_stop(loop, &server->purge);
+    resp_store_free(server->store);
+    free(server);
+}
+
+static const struct evc_worker_ops resp_server_ops = {
+    .setup = worker_setup,
+    .handle_accepted = accept_client,
+    .teardown = worker_teardown,
+};
+
+/* ---------------------------------------------------------------- main */
 
 /* "512mb", "10m", "1048576": a byte count with an optional k/m/g (binary) suffix. */
 static bool parse_size(const char *text, uint64_t *out)
@@ -566,12 +599,15 @@ static bool parse_size(const char *text, uint64_t *out)
 
 static void usage(const char *prog, int status)
 {
-    printf("usage: %s [-b ADDR] [-p PORT] [-m BYTES]\n"
-           "A Redis-protocol key-value server.\n"
+    printf("usage: %s [-b ADDR] [-p PORT] [-w N | -W N] [-m BYTES]\n"
+           "A Redis-protocol key-value server.  With -w or -W each worker has its own\n"
+           "key space (like N redis-servers behind one address): a key set on one\n"
+           "connection is seen only by connections the same worker serves.\n"
            "  -b, --bind ADDR        address (host, IP or unix:/path; default 127.0.0.1)\n"
            "  -p, --port PORT        port (default %d; 0 picks a free one)\n"
            "  -m, --max-bulk BYTES   longest argument, k/m/g suffixes allowed (default 512mb)\n"
            EXAMPLE_LOOP_HELP
+           EXAMPLE_WORKERS_USAGE
            "  -h, --help             this text\n",
            prog, DEFAULT_PORT);
     exit(status);
@@ -585,15 +621,19 @@ int main(int argc, char **argv)
         {"port", required_argument, NULL, 'p'},
         {"max-bulk", required_argument, NULL, 'm'},
         EXAMPLE_LOOP_LONGOPTS,
+        EXAMPLE_WORKERS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = DEFAULT_PORT};
     struct server server = {.max_bulk = DEFAULT_MAX_BULK};
     int opt;
-    while ((opt = getopt_long(argc, argv, "hb:p:m:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hb:p:m:" EXAMPLE_LOOP_SHORTOPTS EXAMPLE_WORKERS_OPTSTRING,
+                              longopts, NULL)) != -1) {
         if (example_loop_option(&opts, opt, optarg, argv[0]))
             continue;
         char *end;
+        if (example_parse_workers(&opts, opt, optarg, argv[0]))
+            continue;
         switch (opt) {
         case 'h':
             usage(argv[0], 0);
@@ -623,20 +663,5 @@ int main(int argc, char **argv)
         usage(argv[0], 2);
     example_loop_start(&opts, argv[0]);
 
-    server.store = resp_store_new();
-    if (!server.store) {
-        perror("resp_server");
-        return 1;
-    }
-    /* The sweep must not keep the loop alive once the server is closed. */
-    struct ev_loop *loop = ev_default_loop(0);
-    ev_timer purge;
-    ev_timer_init(&purge, purge_expired, PURGE_INTERVAL, PURGE_INTERVAL);
-    purge.data = &server;
-    ev_timer_start(loop, &purge);
-    ev_unref(loop);
-
-    int status = example_serve(&opts, &resp_server_ops, &server);
-    resp_store_free(server.store);
-    return status;
+    return example_serve_workers(&opts, &resp_server_ops, &server);
 }

@@ -7,6 +7,9 @@
  *
  *     examples/time_server &   then   examples/time_client
  *
+ * With -w N it serves on N loops on N threads (-W N: N processes), socketserver's
+ * ThreadingTCPServer and ForkingTCPServer; the chat code is the same.
+ *
  * What it shows: a listening evc_server handing each connection to a chat;
  * a byte-string terminator; push + close_when_done (the reply is written, then
  * the connection closes); a timeout that closes clients which never finish
@@ -45,12 +48,12 @@ static const struct evc_chat_ops time_channel = {
     .found_terminator = send_time,
 };
 
-static void accept_client(evc_server *server, int fd, const struct sockaddr *peer, socklen_t len,
-                          void *data)
+/* A new connection, on whichever loop serves it (the one loop, or a worker's). */
+static void accept_client(struct ev_loop *loop, int fd, const struct sockaddr *peer,
+                          socklen_t len, void *data)
 {
     (void)peer, (void)len;
     const double *timeout = data;
-    struct ev_loop *loop = evc_server_loop(server);
     evc_chat *chat = evc_chat_new(loop, fd, &time_channel, NULL);
     if (!chat) {
         close(fd);
@@ -61,7 +64,8 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
     evc_chat_set_frame_deadline(chat, *timeout);
 }
 
-static const struct evc_server_ops time_server_ops = {
+/* No per-worker state: every worker shares the (read-only) timeout. */
+static const struct evc_worker_ops time_server_ops = {
     .handle_accepted = accept_client,
 };
 
@@ -75,5 +79,5 @@ int main(int argc, char **argv)
     if (opts.argc > 0)
         timeout = example_parse_seconds(argv[0], "timeout", opts.argv[0]);
 
-    return example_serve(&opts, &time_server_ops, &timeout);
+    return example_serve_workers(&opts, &time_server_ops, &timeout);
 }

@@ -133,6 +133,7 @@ int main(int argc, char **argv)
 {
     example_opts opts;
     example_parse(&opts, argc, argv, "127.0.0.1", 10002, "");
+    example_refuse_workers(&opts, argv[0]);
 
     struct ev_loop *loop = ev_default_loop(0);
     char address[EVC_ADDRSTRLEN + 16];

@@ -511,6 +511,50 @@ EVC_EXPORT int evc_work_cancel(evc_work *);
  * (default 4); threads already started stay.  0, -EINVAL, -ESHUTDOWN (posts not open). */
 EVC_EXPORT int evc_loop_set_pool_size(struct ev_loop *loop, unsigned n);
 
+/* ------------------------------------------------------------------ */
+/* Workers: socketserver's ThreadingTCPServer and ForkingTCPServer     */
+/* ------------------------------------------------------------------ */
+
+/* N event loops on N threads (or in N processes) serving one address; see evc_server(3). */
+typedef struct evc_workers evc_workers;
+
+/* How connections reach the workers (evc_workers_new's flags). */
+#define EVC_WORKERS_REUSEPORT 0x1u  /* a SO_REUSEPORT listener per worker: the kernel balances */
+#define EVC_WORKERS_ACCEPTOR  0x2u  /* one listener on evc_workers_run's thread deals fds round robin */
+#define EVC_WORKERS_FORK      0x4u  /* processes instead of threads (always a listener per worker) */
+
+struct evc_worker_ops {
+    /* On the worker's thread (or in its process) before it serves: per-worker state
+     * for *worker_data (preset to data).  0, or -errno to stop every worker. */
+    int (*setup)(struct ev_loop *loop, unsigned index, void *data, void **worker_data);
+    /* A new connection on this worker's loop: fd is non-blocking and yours. */
+    void (*handle_accepted)(struct ev_loop *loop, int fd, const struct sockaddr *, socklen_t,
+                            void *worker_data);
+    /* On the worker's thread after its chats were closed and destroyed, before its
+     * loop goes: free the worker's state, stop your own watchers.  Not after a failed setup. */
+    void (*teardown)(struct ev_loop *loop, unsigned index, void *worker_data, void *data);
+};
+
+/* Listens on addr (as evc_server_new) for n workers (0: one per online CPU), flags 0
+ * (the default distribution) or one of the EVC_WORKERS_* above.  ops must outlive it;
+ * nothing runs until evc_workers_run.  NULL + errno (EINVAL, EADDRINUSE, ...). */
+EVC_EXPORT evc_workers *evc_workers_new(const char *addr, int backlog, unsigned n, unsigned flags,
+                                        const struct evc_worker_ops *ops, void *data);
+/* The address actually bound, as text ("127.0.0.1:40123").  Length or -errno. */
+EVC_EXPORT int evc_workers_address(const evc_workers *, char *buf, size_t cap);
+/* How many workers run (n, or the CPU count it stood for). */
+EVC_EXPORT unsigned evc_workers_count(const evc_workers *);
+/* Starts the workers and blocks until evc_workers_stop and every worker has finished:
+ * 0, or the first setup's -errno, -EBUSY (called twice).  With EVC_WORKERS_FORK it
+ * restarts a worker process that dies (one start per worker per second at most). */
+EVC_EXPORT int evc_workers_run(evc_workers *);
+/* Asks a running (or not yet running) evc_workers_run to stop accepting, close every
+ * worker's chats (evc_close_all), run the teardowns and return.  Thread-safe and
+ * async-signal-safe: call it from a SIGTERM handler.  Idempotent. */
+EVC_EXPORT void evc_workers_stop(evc_workers *);
+/* Closes the listeners and frees everything; not while evc_workers_run runs. */
+EVC_EXPORT void evc_workers_free(evc_workers *);
+
 #ifdef __cplusplus
 }
 #endif

@@ -452,5 +452,15 @@ void evc__chat_threads_destroyed(evc_chat *);
 /* Like evc_addr_parse, but never asks a name server: -EAGAIN when the host is a
  * name that needs one (addr.c). */
 int evc__addr_parse_numeric(const char *text, struct sockaddr_storage *, socklen_t *);
+/* Worker loops (workers.c, workers_fork.c) and what they use          */
+/* ------------------------------------------------------------------ */
+
+/* Dispatchers the loop still has, closed ones not yet destroyed included
+ * (registry.c; workers run a stopping loop until this is 0). */
+size_t evc__registry_dispatchers(struct ev_loop *);
+/* Removes the unix socket at the path when it is a socket nobody listens on
+ * (server.c; workers bind unix addresses the same way). */
+struct sockaddr_un;
+void evc__remove_stale_unix_socket(const struct sockaddr_un *, socklen_t);
 
 #endif /* EVC_INTERNAL_H */

@@ -226,3 +226,12 @@ void evc_close_all(struct ev_loop *loop)
         evc_dispatcher_close(l->owner);
     }
 }
+
+size_t evc__registry_dispatchers(struct ev_loop *loop)
+{
+    pthread_mutex_lock(&table_lock);
+    evc_loop_entry *e = find_locked(loop);
+    size_t count = e ? e->count : 0;
+    pthread_mutex_unlock(&table_lock);
+    return count;
+}

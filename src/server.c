@@ -106,7 +106,7 @@ static const struct evc_dispatcher_ops server_dispatcher_ops = {
  * EADDRINUSE forever.  Remove it only when it is a socket nobody listens on,
  * so a live server's path is never stolen.
  */
-static void remove_stale_unix_socket(const struct sockaddr_un *sun, socklen_t len)
+void evc__remove_stale_unix_socket(const struct sockaddr_un *sun, socklen_t len)
 {
     struct stat st;
     if (sun->sun_path[0] == '\0' || stat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
@@ -129,7 +129,7 @@ static int start_listening(evc_server *s, const struct sockaddr_storage *ss, soc
         return rc;
     if (ss->ss_family == AF_UNIX) {
         const struct sockaddr_un *sun = (const struct sockaddr_un *)ss;
-        remove_stale_unix_socket(sun, len);
+        evc__remove_stale_unix_socket(sun, len);
     } else if ((rc = evc_dispatcher_set_reuse_addr(s->disp)) < 0) {
         return rc;
     }
