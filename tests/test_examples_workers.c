@@ -103,13 +103,13 @@ static void serve_with_workers(const char *name, const char *option, const char 
 static void echo_server_threads(void **state)
 {
     (void)state;
-    serve_with_workers("echo_server", "-w", "hello\nbye\n", "hello\nbye\n", NULL);
+    serve_with_workers("echo_server", "-w", "hello\nbye\n", "hello\n", NULL);
 }
 
 static void echo_server_processes(void **state)
 {
     (void)state;
-    serve_with_workers("echo_server", "-W", "hello\nbye\n", "hello\nbye\n", NULL);
+    serve_with_workers("echo_server", "-W", "hello\nbye\n", "hello\n", NULL);
 }
 
 static void time_server_threads(void **state)
@@ -147,9 +147,36 @@ static void bad_worker_count_exits_2(void **state)
     assert_int_equal(WEXITSTATUS(status), 2);
 }
 
+/* The programs that serve from one loop (or are clients) refuse -w and -W rather
+ * than ignore them; and --backend does not go with workers, which pick their own. */
+static void one_loop_programs_refuse_workers(void **state)
+{
+    (void)state;
+    static const char *const programs[] = {
+        "upper_server", "chat_room", "file_server", "writable_time_server", "udp_echo",
+        "blocking_echo", "echo_client", "time_client",
+    };
+    for (size_t i = 0; i < sizeof programs / sizeof programs[0]; i++) {
+        for (int fork_them = 0; fork_them < 2; fork_them++) {
+            char out[1024];
+            const char *args[] = {fork_them ? "-W" : "-w", "2", "-p", "1", NULL};
+            int status = evt_run_example(programs[i], args, out, sizeof out);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || !strstr(out, "serves from one loop"))
+                fail_msg("%s %s 2: status %d, said: %s", programs[i], args[0], status, out);
+        }
+    }
+    char out[1024];
+    const char *args[] = {"-w", "2", "--backend", "poll", "-p", "0", NULL};
+    int status = evt_run_example("time_server", args, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_non_null(strstr(out, "--backend"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_loop_programs_refuse_workers),
         cmocka_unit_test_teardown(echo_server_threads, stop_leftover),
         cmocka_unit_test_teardown(echo_server_processes, stop_leftover),
         cmocka_unit_test_teardown(time_server_threads, stop_leftover),
