@@ -528,6 +528,11 @@ void evc__dispatcher_touch(evc_dispatcher *d)
         d->last_activity = ev_now(d->loop);
 }
 
+double evc__dispatcher_timeout(const evc_dispatcher *d)
+{
+    return d->deadline ? 0 : d->timeout;
+}
+
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *d)
 {
     return d->entry;

@@ -1,0 +1,631 @@
+/*
+ * TLS on a chat (evc_tls(3)): a transport under the chat's one read and one
+ * write path, so that framings, producers, watermarks, limits, timeouts and
+ * the lifetime rules work over it unchanged and count plaintext bytes.
+ *
+ * OpenSSL talks to the socket through a small BIO of ours.  Its read is a
+ * read(2) of the chat's fd.  Its write never touches the socket: records go
+ * into `cipher`, a buffer of ciphertext that the chat's flush sends with
+ * MSG_NOSIGNAL (so no SIGPIPE, and one send for many records).  That write
+ * always succeeds, so OpenSSL never answers WANT_WRITE and never holds a
+ * half-written record we would have to offer again with the same bytes;
+ * what bounds the buffer is that application data is encrypted only while it
+ * holds less than CIPHER_HIGH bytes (handshake and alert messages are small
+ * and bounded by OpenSSL itself).
+ *
+ * The phases: bytes queued before evc_chat_start_tls still go out in the
+ * clear (STARTTLS's "go ahead"), then the handshake runs from the read
+ * events (a client sends its hello from the first flush), then data flows.
+ * The handshake deadline replaces the idle timeout until the handshake ends.
+ */
+#include "chat_internal.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+/* Plaintext per SSL_write: one full record. */
+#define RECORD_PLAIN 16384
+/* Application data is encrypted only while less ciphertext than this waits. */
+#define CIPHER_HIGH ((size_t)65536)
+/* The first size of the ciphertext buffer; it grows only for a big handshake. */
+#define CIPHER_INITIAL (CIPHER_HIGH + RECORD_PLAIN + 1024)
+
+typedef enum tls_phase {
+    TLS_PLAIN_FIRST = 0,   /* bytes queued before start_tls are written in the clear */
+    TLS_HANDSHAKE,         /* the handshake runs; application data waits in the queue */
+    TLS_OPEN,              /* application data flows */
+    TLS_FAILED             /* the handshake or a record failed: nothing more is read or sent */
+} tls_phase;
+
+struct evc_tls {
+    SSL *ssl;
+    evc_chat *chat;
+    tls_phase phase;
+    bool server;
+    bool hello_sent;       /* client: the handshake was started (its hello queued) */
+    bool truncated;        /* the peer's EOF came without close_notify */
+    bool notify_sent;      /* our close_notify is queued in `cipher` */
+    bool eof;              /* the socket read returned EOF */
+    int io_err;            /* the last errno the socket read met, as -errno (0: none) */
+    int read_end;          /* EVC_IO_GONE or -errno found after some bytes: the next read's */
+    size_t plain_left;     /* TLS_PLAIN_FIRST: clear bytes still to write */
+    double handshake_timeout;
+    double idle_timeout;   /* the chat's idle timeout, put back after the handshake */
+    char *cipher;          /* ciphertext [coff, coff + clen) waiting for the socket */
+    size_t coff, clen, ccap;
+    char reason[200];      /* evc_chat_tls_error */
+};
+
+/* ------------------------------------------------------------------ */
+/* The socket BIO                                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The BIO method is a table of function pointers that never changes once made.
+ * OpenSSL has no static initialiser for it, so it is made once per process and
+ * freed at exit; it holds no state of any chat or loop.
+ */
+static BIO_METHOD *socket_method;
+static pthread_once_t socket_method_once = PTHREAD_ONCE_INIT;
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+    evc_tls *t = BIO_get_data(b);
+    int fd = evc__dispatcher_head(t->chat->disp)->fd;
+    BIO_clear_retry_flags(b);
+    ssize_t n = evc__io_read(fd, buf, (size_t)len);
+    if (n > 0)
+        return (int)n;
+    if (n == 0) {
+        t->eof = true;
+        return 0;
+    }
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    t->io_err = (int)n;
+    return -1;
+}
+
+/* Appends n bytes to the ciphertext buffer; false when memory ran out. */
+static bool cipher_append(evc_tls *t, const char *p, size_t n)
+{
+    if (t->coff > 0 && t->coff + t->clen + n > t->ccap) {
+        memmove(t->cipher, t->cipher + t->coff, t->clen);
+        t->coff = 0;
+    }
+    if (t->clen + n > t->ccap) {
+        size_t cap = t->ccap ? t->ccap : CIPHER_INITIAL;
+        while (cap < t->clen + n)
+            cap *= 2;
+        char *grown = realloc(t->cipher, cap);
+        if (!grown)
+            return false;
+        t->cipher = grown;
+        t->ccap = cap;
+    }
+    memcpy(t->cipher + t->coff + t->clen, p, n);
+    t->clen += n;
+    return true;
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    evc_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    return cipher_append(t, buf, (size_t)len) ? len : -1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    evc_tls *t = BIO_get_data(b);
+    (void)num, (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF:
+        return t && t->eof;
+    default:
+        return 0;
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void make_socket_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "evchat socket");
+    if (!m)
+        return;
+    if (!BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
+        !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create)) {
+        BIO_meth_free(m);
+        return;
+    }
+    socket_method = m;
+}
+
+__attribute__((destructor)) static void free_socket_method(void)
+{
+    BIO_meth_free(socket_method);
+    socket_method = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Ciphertext out, failures in                                         */
+/* ------------------------------------------------------------------ */
+
+/* Sends what waits in `cipher`.  0 when it is all sent, -EAGAIN when the socket
+ * is full, EVC_IO_GONE or another -errno when the socket failed. */
+static ssize_t send_cipher(evc_chat *c, evc_tls *t)
+{
+    while (t->clen > 0) {
+        struct iovec iov = {t->cipher + t->coff, t->clen};
+        ssize_t n = evc__dispatcher_writev(c->disp, &iov, 1);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            return -EAGAIN;
+        t->coff += (size_t)n;
+        t->clen -= (size_t)n;
+    }
+    t->coff = 0;
+    return 0;
+}
+
+/* Keeps OpenSSL's reason for a failure (and the certificate check's, which
+ * says more) for evc_chat_tls_error, and empties the thread's error queue. */
+static void note_failure(evc_tls *t, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    long verify = t->server ? X509_V_OK : SSL_get_verify_result(t->ssl);
+    if (verify != X509_V_OK)
+        snprintf(t->reason, sizeof t->reason, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verify));
+    else if (e != 0)
+        snprintf(t->reason, sizeof t->reason, "%s", ERR_reason_error_string(e)
+                                                     ? ERR_reason_error_string(e) : what);
+    else
+        snprintf(t->reason, sizeof t->reason, "%s", what);
+    ERR_clear_error();
+}
+
+/* The handshake or a record failed: the alert OpenSSL queued goes out if the
+ * socket takes it now; nothing more is read or written over TLS. */
+static void tls_failed(evc_chat *c, evc_tls *t, const char *what)
+{
+    note_failure(t, what);
+    t->phase = TLS_FAILED;
+    (void)send_cipher(c, t);
+    t->clen = 0;
+}
+
+/* The handshake ended: the chat's idle timeout replaces its deadline. */
+static void end_deadline(evc_chat *c, evc_tls *t)
+{
+    evc__dispatcher_set_deadline(c->disp, 0);
+    evc_dispatcher_set_timeout(c->disp, t->idle_timeout);
+}
+
+/* Starts the handshake deadline (after the clear bytes, if any, were sent). */
+static void start_handshake(evc_chat *c, evc_tls *t)
+{
+    t->phase = TLS_HANDSHAKE;
+    if (t->handshake_timeout > 0)
+        evc__dispatcher_set_deadline(c->disp, t->handshake_timeout);
+}
+
+/* ------------------------------------------------------------------ */
+/* The chat's hooks (chat_internal.h)                                  */
+/* ------------------------------------------------------------------ */
+
+int evc__tls_readable(const evc_chat *c)
+{
+    switch (c->tls->phase) {
+    case TLS_PLAIN_FIRST:
+    case TLS_FAILED:
+        return 0;
+    case TLS_HANDSHAKE:
+        return 1;
+    case TLS_OPEN:
+    default:
+        return -1;
+    }
+}
+
+int evc__tls_writable(const evc_chat *c)
+{
+    const evc_tls *t = c->tls;
+    if (t->clen > 0 && t->phase != TLS_FAILED)
+        return 1;
+    if (t->phase == TLS_HANDSHAKE || t->phase == TLS_FAILED)
+        return 0;
+    return -1;
+}
+
+bool evc__tls_read_pending(const evc_chat *c)
+{
+    const evc_tls *t = c->tls;
+    return t->phase == TLS_OPEN && (t->read_end != 0 || SSL_has_pending(t->ssl));
+}
+
+/* The peer went away (EOF or reset) without close_notify. */
+static bool peer_dropped(const evc_tls *t)
+{
+    return t->eof || evc__io_peer_gone(t->io_err);
+}
+
+bool evc__tls_read_ready(evc_chat *c)
+{
+    evc_tls *t = c->tls;
+    if (t->phase == TLS_OPEN)
+        return true;
+    if (t->phase != TLS_HANDSHAKE)
+        return false;
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    t->hello_sent = true;
+    if (r == 1) {
+        t->phase = TLS_OPEN;
+        end_deadline(c, t);
+        if (c->ops->handle_tls_ready) {
+            c->ops->handle_tls_ready(c, c->data);
+            if (!user_may_continue(c))
+                return false;
+        }
+        /* The peer's first data may have come with its last handshake message. */
+        return true;
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return false;
+    if (peer_dropped(t) && ERR_peek_error() == 0) {
+        /* A peer that connects and leaves is a close, as a reset is elsewhere. */
+        t->truncated = true;
+        tls_failed(c, t, "the peer closed during the handshake");
+        evc__chat_peer_closed(c);
+        return false;
+    }
+    tls_failed(c, t, "handshake failed");
+    evc__chat_report_error(c, -EPROTO);
+    return false;
+}
+
+ssize_t evc__tls_read(evc_chat *c, void *buf, size_t len)
+{
+    evc_tls *t = c->tls;
+    if (t->read_end != 0) {
+        ssize_t end = t->read_end;
+        t->read_end = 0;
+        return end;
+    }
+    size_t total = 0;
+    ssize_t end = -EAGAIN;
+    ERR_clear_error();
+    while (total < len) {
+        size_t got = 0;
+        int r = SSL_read_ex(t->ssl, (char *)buf + total, len - total, &got);
+        if (r == 1) {
+            total += got;
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            end = EVC_IO_GONE;              /* close_notify: a clean end */
+        } else if (peer_dropped(t)) {
+            t->truncated = true;            /* EOF or reset without close_notify */
+            end = EVC_IO_GONE;
+            ERR_clear_error();
+        } else {
+            tls_failed(c, t, "record failed");
+            end = -EPROTO;
+        }
+        break;
+    }
+    if (total > 0) {
+        evc__dispatcher_touch(c->disp);
+        if (end != -EAGAIN)
+            t->read_end = (int)end;
+        return (ssize_t)total;
+    }
+    return end;
+}
+
+/* Encrypts the iovecs from (*i, *off) into `cipher` while less than
+ * CIPHER_HIGH bytes of it wait; the plaintext bytes taken, or -EPROTO.  A big
+ * piece goes a record at a time without a copy; small ones are gathered into
+ * one record, since a record per reply of a pipelined burst would cost 22 bytes
+ * and an AEAD call each. */
+static ssize_t encrypt_iov(evc_tls *t, const struct iovec *iov, int n)
+{
+    char stage[RECORD_PLAIN];
+    size_t taken = 0, off = 0;
+    int i = 0;
+    while (t->clen < CIPHER_HIGH && i < n) {
+        const char *base = iov[i].iov_base;
+        size_t left = iov[i].iov_len - off;
+        if (left == 0) {
+            i++;
+            off = 0;
+            continue;
+        }
+        const char *src;
+        size_t take;
+        if (left >= RECORD_PLAIN || i + 1 == n) {
+            src = base + off;
+            take = left < RECORD_PLAIN ? left : RECORD_PLAIN;
+            off += take;
+        } else {
+            src = stage;
+            take = 0;
+            while (i < n && take < RECORD_PLAIN) {
+                size_t piece = iov[i].iov_len - off;
+                size_t k = piece < RECORD_PLAIN - take ? piece : RECORD_PLAIN - take;
+                memcpy(stage + take, (const char *)iov[i].iov_base + off, k);
+                take += k;
+                off += k;
+                if (off == iov[i].iov_len) {
+                    i++;
+                    off = 0;
+                }
+            }
+        }
+        size_t wrote = 0;
+        if (SSL_write_ex(t->ssl, src, take, &wrote) != 1 || wrote != take)
+            return -EPROTO;
+        taken += take;
+    }
+    return (ssize_t)taken;
+}
+
+ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n)
+{
+    evc_tls *t = c->tls;
+    if (t->phase == TLS_PLAIN_FIRST) {
+        /* STARTTLS: only the bytes queued before it go in the clear. */
+        struct iovec clear[64];
+        int k = 0;
+        size_t want = 0;
+        for (; k < n && k < 64 && want < t->plain_left; k++) {
+            clear[k] = iov[k];
+            if (clear[k].iov_len > t->plain_left - want)
+                clear[k].iov_len = t->plain_left - want;
+            want += clear[k].iov_len;
+        }
+        ssize_t w = evc__dispatcher_writev(c->disp, clear, k);
+        if (w > 0) {
+            t->plain_left -= (size_t)w;
+            if (t->plain_left == 0)
+                start_handshake(c, t);
+            /* Short of what was asked: the rest waits for the handshake. */
+            return w;
+        }
+        return w;
+    }
+    if (t->phase != TLS_OPEN)
+        return t->phase == TLS_FAILED ? -EPROTO : -EAGAIN;
+    ssize_t sent = send_cipher(c, t);
+    if (sent < 0 && sent != -EAGAIN)
+        return sent;
+    ERR_clear_error();
+    ssize_t taken = encrypt_iov(t, iov, n);
+    if (taken < 0) {
+        tls_failed(c, t, "encryption failed");
+        return taken;
+    }
+    sent = send_cipher(c, t);
+    if (sent < 0 && sent != -EAGAIN)
+        return sent;
+    if (taken == 0)
+        return -EAGAIN;
+    return (ssize_t)taken;
+}
+
+int evc__tls_flush(evc_chat *c)
+{
+    evc_tls *t = c->tls;
+    if (t->phase == TLS_PLAIN_FIRST && t->plain_left == 0)
+        start_handshake(c, t);
+    if (t->phase == TLS_HANDSHAKE && !t->server && !t->hello_sent) {
+        /* A client speaks first: its hello goes out now, and the handshake goes
+         * on from the read events.  It cannot end here: the server has to answer. */
+        t->hello_sent = true;
+        ERR_clear_error();
+        int r = SSL_do_handshake(t->ssl);
+        int e = SSL_get_error(t->ssl, r);
+        if (r != 1 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            tls_failed(c, t, "handshake failed");
+            return -EPROTO;
+        }
+    }
+    if (t->phase == TLS_FAILED)
+        return 0;
+    ssize_t r = send_cipher(c, t);
+    return r == -EAGAIN ? 0 : (int)r;
+}
+
+int evc__tls_close_notify(evc_chat *c)
+{
+    evc_tls *t = c->tls;
+    if (t->phase != TLS_OPEN)
+        return 0;
+    if (!t->notify_sent) {
+        t->notify_sent = true;
+        ERR_clear_error();
+        (void)SSL_shutdown(t->ssl);   /* 0: ours is queued, the peer's not read: enough */
+        ERR_clear_error();
+    }
+    return (int)send_cipher(c, t);
+}
+
+void evc__tls_closing(evc_chat *c, bool nothing_dropped)
+{
+    evc_tls *t = c->tls;
+    /* A close_notify says "that was all": never after dropping output. */
+    if (t->phase != TLS_OPEN || t->notify_sent || !nothing_dropped || t->clen > 0)
+        return;
+    (void)evc__tls_close_notify(c);
+}
+
+bool evc__tls_handshake_timed_out(evc_chat *c)
+{
+    evc_tls *t = c->tls;
+    if (t->phase != TLS_PLAIN_FIRST && t->phase != TLS_HANDSHAKE)
+        return false;
+    t->phase = TLS_FAILED;
+    snprintf(t->reason, sizeof t->reason, "handshake timed out");
+    return true;
+}
+
+void evc__tls_free(evc_tls *t)
+{
+    if (!t)
+        return;
+    SSL_free(t->ssl);
+    free(t->cipher);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Host-name checks and SNI for a client: an IP literal is checked against the
+ * certificate's addresses and sent no SNI (RFC 6066 forbids it). */
+static int set_peer_name(SSL *ssl, const char *hostname)
+{
+    unsigned char addr[16];
+    bool literal = inet_pton(AF_INET, hostname, addr) == 1 ||
+                   inet_pton(AF_INET6, hostname, addr) == 1;
+    if (literal)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), hostname) == 1 ? 0 : -EINVAL;
+    if (SSL_set_tlsext_host_name(ssl, hostname) != 1 || SSL_set1_host(ssl, hostname) != 1)
+        return -EINVAL;
+    return 0;
+}
+
+int evc_chat_start_tls(evc_chat *c, SSL_CTX *ctx, unsigned flags, const char *hostname)
+{
+    bool server = (flags & EVC_TLS_SERVER) != 0;
+    bool insecure = (flags & EVC_TLS_NO_VERIFY) != 0;
+    if (!c || !ctx || (flags & ~(EVC_TLS_SERVER | EVC_TLS_NO_VERIFY)) ||
+        (!server && !insecure && (!hostname || !*hostname)))
+        return -EINVAL;
+    if (!user_may_continue(c) || close_queued(c) || c->write_err)
+        return -EPIPE;
+    if (c->tls)
+        return -EALREADY;
+    pthread_once(&socket_method_once, make_socket_method);
+    if (!socket_method)
+        return -ENOMEM;
+    evc_tls *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->chat = c;
+    t->server = server;
+    t->handshake_timeout = c->tls_timeout_set ? c->tls_handshake_timeout
+                                              : EVC_DEFAULT_TLS_HANDSHAKE_TIMEOUT;
+    t->ssl = SSL_new(ctx);
+    BIO *bio = t->ssl ? BIO_new(socket_method) : NULL;
+    if (!bio) {
+        ERR_clear_error();
+        evc__tls_free(t);
+        return -ENOMEM;
+    }
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio);
+    SSL_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION);
+    SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                         SSL_MODE_RELEASE_BUFFERS);
+    /* Read ahead: whole socket reads, not a header and a body per record.
+     * What it leaves buffered is read from handle_write (evc__tls_read_pending). */
+    SSL_set_read_ahead(t->ssl, 1);
+    if (server) {
+        SSL_set_accept_state(t->ssl);
+    } else {
+        SSL_set_connect_state(t->ssl);
+        int rc = hostname && *hostname ? set_peer_name(t->ssl, hostname) : 0;
+        if (rc < 0) {
+            ERR_clear_error();
+            evc__tls_free(t);
+            return rc;
+        }
+        SSL_set_verify(t->ssl, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    }
+    /* Everything queued now is the clear part (STARTTLS's reply). */
+    t->plain_left = evc__outq_bytes(&c->out);
+    t->idle_timeout = evc__dispatcher_timeout(c->disp);
+    c->tls = t;
+    /* A producer must hand its bytes to the encryption, not sendfile them. */
+    c->out.direct_off = true;
+    /* Bytes that came after the command that started TLS were sent before the
+     * handshake, so no TLS protects them: they are dropped, never delivered as
+     * if they had come over it (the STARTTLS injection, CVE-2011-0411). */
+    evc__chat_drop_input(c);
+    if (t->plain_left == 0)
+        start_handshake(c, t);
+    else if (t->handshake_timeout > 0)
+        evc__dispatcher_set_deadline(c->disp, t->handshake_timeout);
+    if (c->dispatching == 0)
+        evc__dispatcher_schedule_write(c->disp);
+    evc_dispatcher_update(c->disp);
+    return 0;
+}
+
+void evc_chat_set_tls_handshake_timeout(evc_chat *c, double seconds)
+{
+    c->tls_handshake_timeout = seconds > 0 ? seconds : 0;
+    c->tls_timeout_set = true;
+    if (c->tls)
+        c->tls->handshake_timeout = c->tls_handshake_timeout;
+}
+
+bool evc_chat_tls_established(const evc_chat *c)
+{
+    return c->tls && c->tls->phase == TLS_OPEN;
+}
+
+const struct x509_st *evc_chat_tls_peer_certificate(const evc_chat *c)
+{
+    if (!c->tls || c->tls->phase != TLS_OPEN)
+        return NULL;
+    return SSL_get0_peer_certificate(c->tls->ssl);
+}
+
+struct ssl_st *evc_chat_tls_ssl(evc_chat *c)
+{
+    return c->tls ? c->tls->ssl : NULL;
+}
+
+bool evc_chat_tls_truncated(const evc_chat *c)
+{
+    return c->tls && c->tls->truncated;
+}
+
+int evc_chat_tls_error(const evc_chat *c, char *buf, size_t cap)
+{
+    const char *r = c->tls ? c->tls->reason : "";
+    if (cap == 0)
+        return -ENOSPC;
+    int n = snprintf(buf, cap, "%s", r);
+    if ((size_t)n >= cap) {
+        buf[0] = '\0';
+        return -ENOSPC;
+    }
+    return n;
+}
