@@ -18,12 +18,15 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
         {"help", no_argument, NULL, 'h'},
         {"bind", required_argument, NULL, 'b'},
         {"port", required_argument, NULL, 'p'},
+        EXAMPLE_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     opts->host = defhost;
     opts->port = defport;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hb:p:k", longopts, NULL)) != -1) {
+        if (example_tls_option(c == 'k' ? EXAMPLE_OPT_INSECURE : c, optarg))
+            continue;
         switch (c) {
         case 'h':
             printf("usage: %s [-b ADDR] [-p PORT]%s\n"
@@ -31,6 +34,7 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
                    "  -p, --port PORT   port (default %d; 0 picks a free one)\n"
                    "  -h, --help        this text\n",
                    argv[0], usage, defhost, defport);
+            printf(EXAMPLE_TLS_USAGE);
             exit(0);
         case 'b':
             opts->host = optarg;
@@ -52,6 +56,7 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
     }
     opts->argc = argc - optind;
     opts->argv = argv + optind;
+    example_tls_ready(argv[0]);
 }
 
 void example_address(const example_opts *opts, char *buf, size_t cap)
@@ -113,6 +118,7 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
     evc_close_all(loop);
     ev_run(loop, 0);   /* runs the deferred destroys: every on_destroy frees its state */
     ev_loop_destroy(loop);
+    example_tls_cleanup();
     return 0;
 }
 

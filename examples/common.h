@@ -41,4 +41,31 @@ void example_resolve(const example_opts *opts, struct sockaddr_storage *ss, sock
  * -EACCES for ".." and for any symlink on the way.  Cuts path up (strtok_r). */
 int example_open_beneath(int root_fd, char *path);
 
+/* ---- TLS (example_tls.c): --cert FILE --key FILE make a server speak TLS;
+ * --tls, --ca FILE and -k (no verification) make a client speak it. */
+enum { EXAMPLE_OPT_CERT = 0x1000, EXAMPLE_OPT_KEY, EXAMPLE_OPT_TLS, EXAMPLE_OPT_CA,
+       EXAMPLE_OPT_INSECURE };
+#define EXAMPLE_TLS_LONGOPTS \
+    {"cert", required_argument, NULL, EXAMPLE_OPT_CERT}, \
+    {"key", required_argument, NULL, EXAMPLE_OPT_KEY}, \
+    {"tls", no_argument, NULL, EXAMPLE_OPT_TLS}, \
+    {"ca", required_argument, NULL, EXAMPLE_OPT_CA}, \
+    {"insecure", no_argument, NULL, EXAMPLE_OPT_INSECURE}
+#define EXAMPLE_TLS_USAGE \
+    "  --cert FILE --key FILE  serve TLS with this certificate (chain) and key\n" \
+    "  --tls [--ca FILE] [-k]  connect with TLS, trusting FILE (default: the system's);\n" \
+    "                          -k, --insecure: no certificate check\n"
+/* A getopt result that is one of the TLS options: noted, true.  A parser that
+ * offers -k passes it as EXAMPLE_OPT_INSECURE. */
+bool example_tls_option(int opt, const char *arg);
+/* After the options: builds the TLS context they ask for.  Exits 1 (2 for bad
+ * options) with a message when it cannot. */
+void example_tls_ready(const char *prog);
+/* True when the options asked for TLS. */
+bool example_tls_enabled(void);
+/* Starts TLS on c as the options say (hostname: what a client checks); 0 when TLS is off. */
+int example_tls_start(evc_chat *c, const char *hostname);
+/* Frees the context. */
+void example_tls_cleanup(void);
+
 #endif

@@ -459,6 +459,11 @@ static void on_accepted(evc_server *server, int fd, const struct sockaddr *sa, s
         return;
     }
     evc_chat_set_timeout(conn->chat, STALL_TIMEOUT);
+    /* With --cert/--key: HTTPS, the same requests over TLS. */
+    if (example_tls_start(conn->chat, NULL) < 0) {
+        evc_chat_close(conn->chat);   /* on_destroy frees conn */
+        return;
+    }
     ev_timer_init(&conn->timer, on_timer, cfg->idle_timeout < cfg->header_timeout
                                               ? cfg->idle_timeout : cfg->header_timeout, 0);
     conn->timer.data = conn;
@@ -483,7 +488,8 @@ static void usage(const char *prog, int status)
             "  -m, --max-body BYTES    longest request body (default %u)\n"
             "  -T, --header-timeout S  seconds to send a request head (default %g)\n"
             "  -k, --idle-timeout S    seconds a keep-alive connection may idle (default %g)\n"
-            "  -h, --help              this text\n",
+            "  -h, --help              this text\n"
+            "  --cert FILE --key FILE  serve HTTPS with this certificate (chain) and key\n",
             prog, DEFAULT_PORT, HTTP_DEFAULT_MAX_BODY, HEADER_TIMEOUT, IDLE_TIMEOUT);
     exit(status);
 }
@@ -509,6 +515,7 @@ int main(int argc, char **argv)
         {"max-body", required_argument, NULL, 'm'},
         {"header-timeout", required_argument, NULL, 'T'},
         {"idle-timeout", required_argument, NULL, 'k'},
+        EXAMPLE_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = DEFAULT_PORT};
@@ -520,6 +527,8 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:", longopts, NULL)) != -1) {
         char *end;
+        if (c != 'k' && example_tls_option(c, optarg))
+            continue;
         switch (c) {
         case 'h':
             usage(argv[0], 0);
@@ -558,6 +567,7 @@ int main(int argc, char **argv)
     }
     if (argc - optind > 1)
         usage(argv[0], 2);
+    example_tls_ready(argv[0]);
     const char *dir = optind < argc ? argv[optind] : ".";
     cfg.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cfg.root_fd < 0) {

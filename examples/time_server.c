@@ -7,6 +7,8 @@
  *
  *     printf 'hi\r\n\r\n' | nc 127.0.0.1 10001
  *
+ * With --cert FILE --key FILE it speaks TLS (examples/README.md).
+ *
  * What it shows: a listening evc_server handing each connection to a chat;
  * a byte-string terminator; push + close_when_done (the reply is written, then
  * the connection closes); an idle timeout that closes clients which never
@@ -56,6 +58,9 @@ static void accept_client(evc_server *server, int fd, const struct sockaddr *pee
     }
     evc_chat_set_terminator(chat, "\r\n\r\n");
     evc_chat_set_timeout(chat, *idle_timeout);
+    /* With --cert/--key: TLS, and the same conversation over it. */
+    if (example_tls_start(chat, NULL) < 0)
+        evc_chat_close(chat);
 }
 
 static const struct evc_server_ops time_server_ops = {
