@@ -109,10 +109,10 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
         perror(address);
         return 1;
     }
-    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
-
+    /* The handlers first: a test may send SIGTERM as soon as it reads the line. */
     ev_signal stop[2];
     example_stop_on_signals(loop, stop);
+    example_announce(evc_dispatcher_fd(evc_server_dispatcher(server)));
     ev_run(loop, 0);
 
     evc_close_all(loop);
