@@ -62,6 +62,9 @@ void example_tls_ready(const char *prog)
             fail(prog, "cannot use key", tls.key);
         if (SSL_CTX_check_private_key(ctx) != 1)
             fail(prog, "the key does not match", tls.cert);
+        /* No session store: clients resume with tickets, which need none, and a
+         * store costs every handshake a lookup and a periodic sweep. */
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         tls.ctx = ctx;
         tls.flags = EVC_TLS_SERVER;
         return;

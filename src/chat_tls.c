@@ -33,8 +33,10 @@
 #define RECORD_PLAIN 16384
 /* Application data is encrypted only while less ciphertext than this waits. */
 #define CIPHER_HIGH ((size_t)65536)
-/* The first size of the ciphertext buffer; it grows only for a big handshake. */
-#define CIPHER_INITIAL (CIPHER_HIGH + RECORD_PLAIN + 1024)
+/* The first size of the ciphertext buffer: a handshake flight or a few small
+ * replies.  It grows (doubling) up to CIPHER_HIGH plus a record for bulk
+ * output; a connection that answers one request never pays for that. */
+#define CIPHER_INITIAL ((size_t)8192)
 
 typedef enum tls_phase {
     TLS_PLAIN_FIRST = 0,   /* bytes queued before start_tls are written in the clear */
@@ -52,6 +54,8 @@ struct evc_tls {
     bool truncated;        /* the peer's EOF came without close_notify */
     bool notify_sent;      /* our close_notify is queued in `cipher` */
     bool eof;              /* the socket read returned EOF */
+    bool read_full;        /* the last read stopped with the buffer full, not at WANT_READ:
+                            * OpenSSL may hold plaintext no socket event will announce */
     int io_err;            /* the last errno the socket read met, as -errno (0: none) */
     int read_end;          /* EVC_IO_GONE or -errno found after some bytes: the next read's */
     size_t plain_left;     /* TLS_PLAIN_FIRST: clear bytes still to write */
@@ -228,6 +232,22 @@ static void start_handshake(evc_chat *c, evc_tls *t)
         evc__dispatcher_set_deadline(c->disp, t->handshake_timeout);
 }
 
+/* A client speaks first: its hello is queued in `cipher` now, and the
+ * handshake goes on from the read events.  It cannot end here: the server
+ * has to answer first.  0 or -EPROTO. */
+static int send_hello(evc_tls *t)
+{
+    if (t->server || t->hello_sent || t->phase != TLS_HANDSHAKE)
+        return 0;
+    t->hello_sent = true;
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    int e = SSL_get_error(t->ssl, r);
+    if (r != 1 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        return -EPROTO;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The chat's hooks (chat_internal.h)                                  */
 /* ------------------------------------------------------------------ */
@@ -259,7 +279,9 @@ int evc__tls_writable(const evc_chat *c)
 bool evc__tls_read_pending(const evc_chat *c)
 {
     const evc_tls *t = c->tls;
-    return t->phase == TLS_OPEN && (t->read_end != 0 || SSL_has_pending(t->ssl));
+    /* SSL_has_pending is also true for an incomplete record, which only the
+     * socket can complete: asked after a WANT_READ it would spin. */
+    return t->phase == TLS_OPEN && (t->read_end != 0 || (t->read_full && SSL_has_pending(t->ssl)));
 }
 
 /* The peer went away (EOF or reset) without close_notify. */
@@ -315,6 +337,7 @@ ssize_t evc__tls_read(evc_chat *c, void *buf, size_t len)
     size_t total = 0;
     ssize_t end = -EAGAIN;
     ERR_clear_error();
+    t->read_full = false;
     while (total < len) {
         size_t got = 0;
         int r = SSL_read_ex(t->ssl, (char *)buf + total, len - total, &got);
@@ -337,6 +360,7 @@ ssize_t evc__tls_read(evc_chat *c, void *buf, size_t len)
         }
         break;
     }
+    t->read_full = total == len;
     if (total > 0) {
         evc__dispatcher_touch(c->disp);
         if (end != -EAGAIN)
@@ -410,10 +434,17 @@ ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n)
         ssize_t w = evc__dispatcher_writev(c->disp, clear, k);
         if (w > 0) {
             t->plain_left -= (size_t)w;
-            if (t->plain_left == 0)
+            if (t->plain_left == 0) {
                 start_handshake(c, t);
+                if (send_hello(t) < 0) {
+                    tls_failed(c, t, "handshake failed");
+                    return -EPROTO;
+                }
+                ssize_t sent = send_cipher(c, t);
+                if (sent < 0 && sent != -EAGAIN)
+                    return sent;
+            }
             /* Short of what was asked: the rest waits for the handshake. */
-            return w;
         }
         return w;
     }
@@ -441,17 +472,9 @@ int evc__tls_flush(evc_chat *c)
     evc_tls *t = c->tls;
     if (t->phase == TLS_PLAIN_FIRST && t->plain_left == 0)
         start_handshake(c, t);
-    if (t->phase == TLS_HANDSHAKE && !t->server && !t->hello_sent) {
-        /* A client speaks first: its hello goes out now, and the handshake goes
-         * on from the read events.  It cannot end here: the server has to answer. */
-        t->hello_sent = true;
-        ERR_clear_error();
-        int r = SSL_do_handshake(t->ssl);
-        int e = SSL_get_error(t->ssl, r);
-        if (r != 1 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            tls_failed(c, t, "handshake failed");
-            return -EPROTO;
-        }
+    if (send_hello(t) < 0) {
+        tls_failed(c, t, "handshake failed");
+        return -EPROTO;
     }
     if (t->phase == TLS_FAILED)
         return 0;
@@ -591,8 +614,17 @@ void evc_chat_set_tls_handshake_timeout(evc_chat *c, double seconds)
 {
     c->tls_handshake_timeout = seconds > 0 ? seconds : 0;
     c->tls_timeout_set = true;
-    if (c->tls)
-        c->tls->handshake_timeout = c->tls_handshake_timeout;
+    evc_tls *t = c->tls;
+    if (!t)
+        return;
+    t->handshake_timeout = c->tls_handshake_timeout;
+    /* A handshake under way gets the new deadline from now. */
+    if (t->phase == TLS_PLAIN_FIRST || t->phase == TLS_HANDSHAKE) {
+        if (t->handshake_timeout > 0)
+            evc__dispatcher_set_deadline(c->disp, t->handshake_timeout);
+        else
+            end_deadline(c, t);
+    }
 }
 
 bool evc_chat_tls_established(const evc_chat *c)

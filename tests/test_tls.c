@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -529,6 +530,77 @@ static void test_starttls_drops_pipelined_plaintext(void **state)
     SSL_CTX_free(cctx);
 }
 
+/* A client whose clear bytes are still queued when it starts TLS sends its
+ * hello right after them (a preface, a proxy header): the peer reads the clear
+ * line byte by byte, then accepts the handshake. */
+typedef struct raw_server {
+    int fd;
+    SSL_CTX *ctx;
+    char line[64];
+    int result;          /* 0: the line read, the handshake done, "ok\n" sent */
+} raw_server;
+
+/* The raw peers write with OpenSSL's socket BIO, which can raise SIGPIPE when
+ * a test has gone wrong: that SIGPIPE stays blocked in their thread, so the
+ * test fails instead of the program dying. */
+static void block_sigpipe(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static void *raw_server_run(void *arg)
+{
+    raw_server *rs = arg;
+    rs->result = -1;
+    block_sigpipe();
+    size_t n = 0;
+    while (n + 1 < sizeof rs->line && read(rs->fd, rs->line + n, 1) == 1)
+        if (rs->line[n++] == '\n')
+            break;
+    rs->line[n] = '\0';
+    SSL *ssl = SSL_new(rs->ctx);
+    if (!ssl)
+        return NULL;
+    SSL_set_fd(ssl, rs->fd);
+    size_t w;
+    if (SSL_accept(ssl) == 1 && SSL_write_ex(ssl, "ok\n", 3, &w) == 1)
+        rs->result = 0;
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    ERR_clear_error();
+    return NULL;
+}
+
+static void test_client_hello_follows_clear_bytes(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *cctx = client_ctx(true);
+    raw_server rs = {.fd = fds[0], .ctx = server_ctx("srv.crt")};
+    end cli;
+    end_open(&cli, loop, fds[1]);
+    evc_chat_set_terminator(cli.chat, "\n");
+    assert_int_equal(evc_chat_push_str(cli.chat, "PREFACE\n"), 0);
+    assert_int_equal(evc_chat_start_tls(cli.chat, cctx, 0, "localhost"), 0);
+    SSL_CTX_free(cctx);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, raw_server_run, &rs), 0);
+    bool got = evt_run_until_count(loop, &cli.n_frames, 1, 5.0);
+    shutdown(fds[0], SHUT_RDWR);
+    pthread_join(th, NULL);
+    assert_true(got);
+    assert_string_equal(rs.line, "PREFACE\n");
+    assert_int_equal(rs.result, 0);
+    assert_string_equal(cli.framed.p, "2:ok|");
+    close(fds[0]);
+    finish(loop, &cli, NULL);
+    SSL_CTX_free(rs.ctx);
+}
+
 /* ------------------------------------------------------------------ */
 /* Framings over TLS, records split at random                          */
 /* ------------------------------------------------------------------ */
@@ -550,6 +622,7 @@ static void *raw_client_run(void *arg)
 {
     raw_client *rc = arg;
     rc->result = -1;
+    block_sigpipe();
     SSL *ssl = SSL_new(rc->ctx);
     if (!ssl)
         return NULL;
@@ -823,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_handshake_deadline),
         cmocka_unit_test(test_plaintext_client_at_tls_server),
         cmocka_unit_test(test_starttls_drops_pipelined_plaintext),
+        cmocka_unit_test(test_client_hello_follows_clear_bytes),
         cmocka_unit_test(test_every_framing_over_tls_random_records),
         cmocka_unit_test(test_file_over_tls_byte_exact),
         cmocka_unit_test(test_watermarks_over_tls),
