@@ -390,10 +390,13 @@ static void test_handshake_deadline(void **state)
     end srv;
     end_open(&srv, loop, fds[0]);
     evc_chat_set_timeout(srv.chat, 60);
-    evc_chat_set_tls_handshake_timeout(srv.chat, 0.2);
+    evc_chat_set_tls_handshake_timeout(srv.chat, 30);
     assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
     SSL_CTX_free(sctx);
-    assert_true(evt_run_until_count(loop, &srv.n_error, 1, 5.0));
+    /* Shortened while the handshake waits: the new deadline counts from now. */
+    evt_run_for(loop, 0.05);
+    evc_chat_set_tls_handshake_timeout(srv.chat, 0.2);
+    assert_true(evt_run_until_count(loop, &srv.n_error, 1, 3.0));
     assert_int_equal(srv.last_err, -ETIMEDOUT);
     assert_string_equal(srv.reason, "handshake timed out");
     close(fds[1]);
@@ -599,6 +602,151 @@ static void test_client_hello_follows_clear_bytes(void **state)
     close(fds[0]);
     finish(loop, &cli, NULL);
     SSL_CTX_free(rs.ctx);
+}
+
+/* A TLS 1.2 client asking to renegotiate is refused; the process never gets
+ * SIGPIPE when it writes to a peer that is gone. */
+typedef struct renegotiator {
+    int fd;
+    SSL_CTX *ctx;
+    int first_read;      /* 1: the echo of the first line came back */
+    int renegotiated;    /* 1: the second handshake succeeded */
+} renegotiator;
+
+static void *renegotiator_run(void *arg)
+{
+    renegotiator *rn = arg;
+    block_sigpipe();
+    SSL *ssl = SSL_new(rn->ctx);
+    if (!ssl)
+        return NULL;
+    SSL_set_fd(ssl, rn->fd);
+    SSL_set_max_proto_version(ssl, TLS1_2_VERSION);
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    char buf[64];
+    size_t n;
+    if (SSL_connect(ssl) == 1 && SSL_write_ex(ssl, "one\n", 4, &n) == 1 &&
+        SSL_read_ex(ssl, buf, sizeof buf, &n) == 1) {
+        rn->first_read = 1;
+        if (SSL_renegotiate(ssl) == 1 && SSL_do_handshake(ssl) == 1 &&
+            SSL_write_ex(ssl, "two\n", 4, &n) == 1 && SSL_read_ex(ssl, buf, sizeof buf, &n) == 1 &&
+            SSL_renegotiate_pending(ssl) == 0)
+            rn->renegotiated = 1;
+    }
+    SSL_free(ssl);
+    ERR_clear_error();
+    return NULL;
+}
+
+static void test_renegotiation_refused(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *sctx = server_ctx("srv.crt");
+    /* Even a context that would allow it (OpenSSL 3 refuses by default). */
+    SSL_CTX_set_options(sctx, SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+    end srv;
+    end_open(&srv, loop, fds[0]);
+    srv.echo = true;
+    evc_chat_set_terminator(srv.chat, "\n");
+    assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
+    SSL_CTX_free(sctx);
+    renegotiator rn = {.fd = fds[1], .ctx = client_ctx(false)};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, renegotiator_run, &rn), 0);
+    evt_run_until_count(loop, &srv.n_destroy, 1, 5.0);
+    shutdown(fds[1], SHUT_RDWR);
+    pthread_join(th, NULL);
+    assert_int_equal(rn.first_read, 1);
+    assert_int_equal(rn.renegotiated, 0);
+    assert_int_equal(srv.n_frames, 1);
+    close(fds[1]);
+    finish(loop, &srv, NULL);
+    SSL_CTX_free(rn.ctx);
+}
+
+/* A TLS 1.2 server asking our client to renegotiate is refused too. */
+static void *renegotiating_server_run(void *arg)
+{
+    renegotiator *rn = arg;
+    block_sigpipe();
+    SSL *ssl = SSL_new(rn->ctx);
+    if (!ssl)
+        return NULL;
+    SSL_set_fd(ssl, rn->fd);
+    SSL_set_max_proto_version(ssl, TLS1_2_VERSION);
+    char buf[64];
+    size_t n;
+    /* The HelloRequest, then a line; the read that follows runs the second
+     * handshake if the client answers, until the test shuts the socket. */
+    if (SSL_accept(ssl) == 1 && SSL_renegotiate(ssl) == 1 && SSL_do_handshake(ssl) == 1 &&
+        SSL_write_ex(ssl, "one\n", 4, &n) == 1) {
+        rn->first_read = 1;
+        (void)SSL_read_ex(ssl, buf, sizeof buf, &n);
+        rn->renegotiated = SSL_renegotiate_pending(ssl) == 0;
+    }
+    SSL_free(ssl);
+    ERR_clear_error();
+    return NULL;
+}
+
+static void test_renegotiation_refused_as_client(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *cctx = client_ctx(true);
+    end cli;
+    end_open(&cli, loop, fds[1]);
+    evc_chat_set_terminator(cli.chat, "\n");
+    assert_int_equal(evc_chat_start_tls(cli.chat, cctx, 0, "localhost"), 0);
+    SSL_CTX_free(cctx);
+    renegotiator rn = {.fd = fds[0], .ctx = server_ctx("srv.crt")};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, renegotiating_server_run, &rn), 0);
+    evt_run_until_count(loop, &cli.n_frames, 1, 5.0);
+    evt_run_for(loop, 0.3);   /* time for a second handshake, were it allowed */
+    shutdown(fds[0], SHUT_RDWR);
+    pthread_join(th, NULL);
+    assert_int_equal(rn.first_read, 1);
+    assert_int_equal(rn.renegotiated, 0);
+    assert_int_equal(cli.n_frames, 1);
+    close(fds[0]);
+    finish(loop, &cli, NULL);
+    SSL_CTX_free(rn.ctx);
+}
+
+static void test_no_sigpipe_writing_to_a_gone_peer(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *sctx = server_ctx("srv.crt"), *cctx = client_ctx(true);
+    end srv, cli;
+    end_open(&srv, loop, fds[0]);
+    end_open(&cli, loop, fds[1]);
+    cli.streaming = true;
+    assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
+    assert_int_equal(evc_chat_start_tls(cli.chat, cctx, 0, "localhost"), 0);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    assert_true(evt_run_until_count(loop, &srv.n_ready, 1, 5.0));
+    /* The client vanishes with a reset; the server keeps writing. */
+    struct linger reset = {1, 0};
+    assert_int_equal(setsockopt(evc_dispatcher_fd(evc_chat_dispatcher(cli.chat)), SOL_SOCKET,
+                                SO_LINGER, &reset, sizeof reset), 0);
+    evc_chat_close(cli.chat);
+    struct sigaction old, dfl = {.sa_handler = SIG_DFL};
+    sigaction(SIGPIPE, &dfl, &old);
+    static char block[1 << 16];
+    for (int i = 0; i < 64 && srv.chat && !evc_chat_closed(srv.chat); i++) {
+        evc_chat_push(srv.chat, block, sizeof block);
+        evt_run_for(loop, 0.002);
+    }
+    sigaction(SIGPIPE, &old, NULL);
+    assert_true(srv.n_close + srv.n_error == 1);
+    finish(loop, &srv, &cli);
 }
 
 /* ------------------------------------------------------------------ */
@@ -897,6 +1045,9 @@ int main(void)
         cmocka_unit_test(test_plaintext_client_at_tls_server),
         cmocka_unit_test(test_starttls_drops_pipelined_plaintext),
         cmocka_unit_test(test_client_hello_follows_clear_bytes),
+        cmocka_unit_test(test_renegotiation_refused),
+        cmocka_unit_test(test_renegotiation_refused_as_client),
+        cmocka_unit_test(test_no_sigpipe_writing_to_a_gone_peer),
         cmocka_unit_test(test_every_framing_over_tls_random_records),
         cmocka_unit_test(test_file_over_tls_byte_exact),
         cmocka_unit_test(test_watermarks_over_tls),
