@@ -187,6 +187,14 @@ static ssize_t send_cipher(evc_chat *c, evc_tls *t)
         t->clen -= (size_t)n;
     }
     t->coff = 0;
+    /* An idle connection keeps no ciphertext buffer (OpenSSL's own record
+     * buffers go too: SSL_MODE_RELEASE_BUFFERS), so ten thousand idle TLS
+     * chats cost little; one with more output queued keeps it. */
+    if (t->cipher && evc__outq_empty(&c->out)) {
+        free(t->cipher);
+        t->cipher = NULL;
+        t->ccap = 0;
+    }
     return 0;
 }
 
