@@ -129,7 +129,11 @@ class TlsExamples(unittest.TestCase):
         peak_kb = int(hwm.split()[1])
         sys.stderr.write("# 100 MB over TLS in %.2f s, server peak RSS %d kB\n"
                          % (seconds, peak_kb))
-        self.assertLess(peak_kb, 32 * 1024)
+        # AddressSanitizer keeps freed memory in quarantine: no bound to check there.
+        with open("/proc/%d/maps" % s.proc.pid) as f:
+            sanitized = "libasan" in f.read()
+        if not sanitized:
+            self.assertLess(peak_kb, 32 * 1024)
         self.assertEqual(s.stop()[0], 0)
 
     def test_http_get_over_tls(self):
