@@ -252,6 +252,10 @@ ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n);
 /* Start of every flush: the client's hello and the ciphertext waiting go out.
  * 0, or a failure to record (EVC_IO_GONE, -errno, -EPROTO). */
 int evc__tls_flush(evc_chat *c);
+/* End of a flush that left the chat open: an idle chat gives its buffer back. */
+void evc__tls_flushed(evc_chat *c);
+/* Bytes of ciphertext buffer the chat holds (0: none).  For tests. */
+size_t evc__tls_buffer_size(const evc_chat *c);
 /* close_when_done reached: close_notify queued and sent.  0 when all is sent,
  * -EAGAIN to wait for the socket, or a failure. */
 int evc__tls_close_notify(evc_chat *c);

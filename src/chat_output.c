@@ -140,6 +140,8 @@ void evc__chat_flush(evc_chat *c)
     }
     if (!write_queue(c))
         return;
+    if (EVC_UNLIKELY(c->tls))
+        evc__tls_flushed(c);
     if (has_flag(c, CHAT_THROTTLED) && evc__outq_bytes(&c->out) <= c->low_water)
         clear_flag(c, CHAT_THROTTLED);
 }

@@ -187,14 +187,6 @@ static ssize_t send_cipher(evc_chat *c, evc_tls *t)
         t->clen -= (size_t)n;
     }
     t->coff = 0;
-    /* An idle connection keeps no ciphertext buffer (OpenSSL's own record
-     * buffers go too: SSL_MODE_RELEASE_BUFFERS), so ten thousand idle TLS
-     * chats cost little; one with more output queued keeps it. */
-    if (t->cipher && evc__outq_empty(&c->out)) {
-        free(t->cipher);
-        t->cipher = NULL;
-        t->ccap = 0;
-    }
     return 0;
 }
 
@@ -488,6 +480,24 @@ int evc__tls_flush(evc_chat *c)
         return 0;
     ssize_t r = send_cipher(c, t);
     return r == -EAGAIN ? 0 : (int)r;
+}
+
+void evc__tls_flushed(evc_chat *c)
+{
+    evc_tls *t = c->tls;
+    /* An idle connection keeps no ciphertext buffer (OpenSSL's own record
+     * buffers go too: SSL_MODE_RELEASE_BUFFERS), so ten thousand idle TLS
+     * chats cost little; one with output still queued keeps it. */
+    if (t->cipher && t->clen == 0 && evc__outq_empty(&c->out)) {
+        free(t->cipher);
+        t->cipher = NULL;
+        t->ccap = 0;
+    }
+}
+
+size_t evc__tls_buffer_size(const evc_chat *c)
+{
+    return c->tls ? c->tls->ccap : 0;
 }
 
 int evc__tls_close_notify(evc_chat *c)

@@ -67,6 +67,8 @@ ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n)
 }
 int evc__tls_flush(evc_chat *c) { (void)c; return 0; }
 int evc__tls_close_notify(evc_chat *c) { (void)c; return 0; }
+void evc__tls_flushed(evc_chat *c) { (void)c; }
+size_t evc__tls_buffer_size(const evc_chat *c) { (void)c; return 0; }
 void evc__tls_closing(evc_chat *c, bool nothing_dropped) { (void)c, (void)nothing_dropped; }
 bool evc__tls_handshake_timed_out(evc_chat *c) { (void)c; return false; }
 void evc__tls_free(evc_tls *t) { (void)t; }

@@ -11,6 +11,7 @@
  */
 #include "support.h"
 #include "evchat.h"
+#include "chat_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -261,6 +262,9 @@ static void test_handshake_both_ends(void **state)
     assert_int_equal(evc_chat_push_str(cli.chat, "hello over tls\n"), 0);
     assert_true(evt_run_until_count(loop, &cli.n_frames, 1, 10.0));
     assert_string_equal(cli.framed.p, "14:hello over tls|");
+    /* Idle, neither end keeps a ciphertext buffer. */
+    assert_int_equal(evc__tls_buffer_size(srv.chat), 0);
+    assert_int_equal(evc__tls_buffer_size(cli.chat), 0);
     assert_int_equal(srv.n_ready, 1);
     assert_int_equal(cli.n_ready, 1);
     assert_true(evc_chat_tls_established(cli.chat));
