@@ -440,7 +440,7 @@ EVC_EXPORT int evc_chat_start_tls(evc_chat *, struct ssl_ctx_st *ctx, unsigned f
 /* Handshake deadline for this chat (before or during it); 0 turns it off.
  * The idle timeout applies again once the handshake is done. */
 EVC_EXPORT void evc_chat_set_tls_handshake_timeout(evc_chat *, double seconds);
-/* True once the handshake has completed (and until the chat is destroyed). */
+/* True from the end of the handshake until a TLS failure (data flows over TLS). */
 EVC_EXPORT bool evc_chat_tls_established(const evc_chat *);
 /* The peer's certificate (an X509 *; owned by the session) once established; else NULL. */
 EVC_EXPORT const struct x509_st *evc_chat_tls_peer_certificate(const evc_chat *);
