@@ -54,6 +54,8 @@ struct evc_tls {
     bool truncated;        /* the peer's EOF came without close_notify */
     bool notify_sent;      /* our close_notify is queued in `cipher` */
     bool eof;              /* the socket read returned EOF */
+    bool drained;          /* the last socket read returned less than asked: nothing more
+                            * is waiting, and asking again would only cost an EAGAIN */
     bool read_full;        /* the last read stopped with the buffer full, not at WANT_READ:
                             * OpenSSL may hold plaintext no socket event will announce */
     int io_err;            /* the last errno the socket read met, as -errno (0: none) */
@@ -84,6 +86,7 @@ static int bio_read(BIO *b, char *buf, int len)
     int fd = evc__dispatcher_head(t->chat->disp)->fd;
     BIO_clear_retry_flags(b);
     ssize_t n = evc__io_read(fd, buf, (size_t)len);
+    t->drained = n < len;
     if (n > 0)
         return (int)n;
     if (n == 0) {
@@ -343,6 +346,10 @@ ssize_t evc__tls_read(evc_chat *c, void *buf, size_t len)
         int r = SSL_read_ex(t->ssl, (char *)buf + total, len - total, &got);
         if (r == 1) {
             total += got;
+            /* What OpenSSL holds is all there was: the socket's next bytes come
+             * with the next readable event, as they do without TLS. */
+            if (t->drained && !SSL_has_pending(t->ssl))
+                break;
             continue;
         }
         int e = SSL_get_error(t->ssl, r);
