@@ -12,6 +12,7 @@
 #include "support.h"
 #include "evchat.h"
 #include "chat_internal.h"
+#include "wrap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -279,6 +280,42 @@ static void test_handshake_both_ends(void **state)
     assert_true(evt_run_until_count(loop, &srv.n_close, 1, 10.0));
     assert_false(srv.truncated_at_close);
     assert_int_equal(srv.n_error + cli.n_error, 0);
+    finish(loop, &srv, &cli);
+}
+
+/* A request and its answer over TLS cost each end one read, as without TLS:
+ * no second read that could only answer EAGAIN. */
+static void ping_pong(end *e, const char *f, size_t len)
+{
+    (void)f, (void)len;
+    if (e->n_frames < 50)
+        evc_chat_push_str(e->chat, "ping\n");
+}
+
+static void test_one_read_per_message(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *sctx = server_ctx("srv.crt"), *cctx = client_ctx(true);
+    end srv, cli;
+    end_open(&srv, loop, fds[0]);
+    end_open(&cli, loop, fds[1]);
+    srv.echo = true;
+    cli.on_frame = ping_pong;
+    evc_chat_set_terminator(srv.chat, "\n");
+    evc_chat_set_terminator(cli.chat, "\n");
+    assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
+    assert_int_equal(evc_chat_start_tls(cli.chat, cctx, 0, "localhost"), 0);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    assert_true(evt_run_until_count(loop, &cli.n_ready, 1, 5.0));
+    evt_run_for(loop, 0.05);   /* the tickets, read */
+    evw_reset();
+    assert_int_equal(evc_chat_push_str(cli.chat, "ping\n"), 0);
+    assert_true(evt_run_until_count(loop, &cli.n_frames, 50, 10.0));
+    /* 50 messages each way: 100 reads, and a few spurious wake-ups at most. */
+    assert_true(evw_count(EVW_READ) <= 110);
     finish(loop, &srv, &cli);
 }
 
@@ -1043,6 +1080,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_both_ends),
         cmocka_unit_test(test_close_notify_from_server_and_truncation),
+        cmocka_unit_test(test_one_read_per_message),
         cmocka_unit_test(test_client_refuses_bad_certificates),
         cmocka_unit_test(test_start_tls_arguments),
         cmocka_unit_test(test_handshake_deadline),
