@@ -3,13 +3,9 @@
  * write path, so that framings, producers, watermarks, limits, timeouts and
  * the lifetime rules work over it unchanged and count plaintext bytes.
  *
- * OpenSSL talks to the socket through a small BIO of ours.  Its read is a
- * read(2) of the chat's fd.  Its write never touches the socket: records go
- * into `cipher`, a buffer of ciphertext that the chat's flush sends with
- * MSG_NOSIGNAL (so no SIGPIPE, and one send for many records).  That write
- * always succeeds, so OpenSSL never answers WANT_WRITE and never holds a
- * half-written record we would have to offer again with the same bytes;
- * what bounds the buffer is that application data is encrypted only while it
+ * OpenSSL talks to the socket through a small BIO of ours (chat_tls_bio.c)
+ * whose writes gather records in a ciphertext buffer the flush sends; what
+ * bounds that buffer is that application data is encrypted only while it
  * holds less than CIPHER_HIGH bytes (handshake and alert messages are small
  * and bounded by OpenSSL itself).
  *
@@ -18,10 +14,9 @@
  * events (a client sends its hello from the first flush), then data flows.
  * The handshake deadline replaces the idle timeout until the handshake ends.
  */
-#include "chat_internal.h"
+#include "chat_tls.h"
 
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,169 +24,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-/* Plaintext per SSL_write: one full record. */
-#define RECORD_PLAIN 16384
-/* Application data is encrypted only while less ciphertext than this waits. */
-#define CIPHER_HIGH ((size_t)65536)
-/* The first size of the ciphertext buffer: a handshake flight or a few small
- * replies.  It grows (doubling) up to CIPHER_HIGH plus a record for bulk
- * output; a connection that answers one request never pays for that. */
-#define CIPHER_INITIAL ((size_t)8192)
-
-typedef enum tls_phase {
-    TLS_PLAIN_FIRST = 0,   /* bytes queued before start_tls are written in the clear */
-    TLS_HANDSHAKE,         /* the handshake runs; application data waits in the queue */
-    TLS_OPEN,              /* application data flows */
-    TLS_FAILED             /* the handshake or a record failed: nothing more is read or sent */
-} tls_phase;
-
-struct evc_tls {
-    SSL *ssl;
-    evc_chat *chat;
-    tls_phase phase;
-    bool server;
-    bool hello_sent;       /* client: the handshake was started (its hello queued) */
-    bool truncated;        /* the peer's EOF came without close_notify */
-    bool notify_sent;      /* our close_notify is queued in `cipher` */
-    bool eof;              /* the socket read returned EOF */
-    bool drained;          /* the last socket read returned less than asked: nothing more
-                            * is waiting, and asking again would only cost an EAGAIN */
-    bool read_full;        /* the last read stopped with the buffer full, not at WANT_READ:
-                            * OpenSSL may hold plaintext no socket event will announce */
-    int io_err;            /* the last errno the socket read met, as -errno (0: none) */
-    int read_end;          /* EVC_IO_GONE or -errno found after some bytes: the next read's */
-    size_t plain_left;     /* TLS_PLAIN_FIRST: clear bytes still to write */
-    double handshake_timeout;
-    double idle_timeout;   /* the chat's idle timeout, put back after the handshake */
-    char *cipher;          /* ciphertext [coff, coff + clen) waiting for the socket */
-    size_t coff, clen, ccap;
-    char reason[200];      /* evc_chat_tls_error */
-};
-
 /* ------------------------------------------------------------------ */
-/* The socket BIO                                                      */
+/* Failures                                                            */
 /* ------------------------------------------------------------------ */
-
-/*
- * The BIO method is a table of function pointers that never changes once made.
- * OpenSSL has no static initialiser for it, so it is made once per process and
- * freed at exit; it holds no state of any chat or loop.
- */
-static BIO_METHOD *socket_method;
-static pthread_once_t socket_method_once = PTHREAD_ONCE_INIT;
-
-static int bio_read(BIO *b, char *buf, int len)
-{
-    evc_tls *t = BIO_get_data(b);
-    int fd = evc__dispatcher_head(t->chat->disp)->fd;
-    BIO_clear_retry_flags(b);
-    ssize_t n = evc__io_read(fd, buf, (size_t)len);
-    t->drained = n < len;
-    if (n > 0)
-        return (int)n;
-    if (n == 0) {
-        t->eof = true;
-        return 0;
-    }
-    if (n == -EAGAIN || n == -EWOULDBLOCK) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-    t->io_err = (int)n;
-    return -1;
-}
-
-/* Appends n bytes to the ciphertext buffer; false when memory ran out. */
-static bool cipher_append(evc_tls *t, const char *p, size_t n)
-{
-    if (t->coff > 0 && t->coff + t->clen + n > t->ccap) {
-        memmove(t->cipher, t->cipher + t->coff, t->clen);
-        t->coff = 0;
-    }
-    if (t->clen + n > t->ccap) {
-        size_t cap = t->ccap ? t->ccap : CIPHER_INITIAL;
-        while (cap < t->clen + n)
-            cap *= 2;
-        char *grown = realloc(t->cipher, cap);
-        if (!grown)
-            return false;
-        t->cipher = grown;
-        t->ccap = cap;
-    }
-    memcpy(t->cipher + t->coff + t->clen, p, n);
-    t->clen += n;
-    return true;
-}
-
-static int bio_write(BIO *b, const char *buf, int len)
-{
-    evc_tls *t = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (len <= 0)
-        return 0;
-    return cipher_append(t, buf, (size_t)len) ? len : -1;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    evc_tls *t = BIO_get_data(b);
-    (void)num, (void)ptr;
-    switch (cmd) {
-    case BIO_CTRL_FLUSH:
-        return 1;
-    case BIO_CTRL_EOF:
-        return t && t->eof;
-    default:
-        return 0;
-    }
-}
-
-static int bio_create(BIO *b)
-{
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-static void make_socket_method(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "evchat socket");
-    if (!m)
-        return;
-    if (!BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
-        !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create)) {
-        BIO_meth_free(m);
-        return;
-    }
-    socket_method = m;
-}
-
-__attribute__((destructor)) static void free_socket_method(void)
-{
-    BIO_meth_free(socket_method);
-    socket_method = NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Ciphertext out, failures in                                         */
-/* ------------------------------------------------------------------ */
-
-/* Sends what waits in `cipher`.  0 when it is all sent, -EAGAIN when the socket
- * is full, EVC_IO_GONE or another -errno when the socket failed. */
-static ssize_t send_cipher(evc_chat *c, evc_tls *t)
-{
-    while (t->clen > 0) {
-        struct iovec iov = {t->cipher + t->coff, t->clen};
-        ssize_t n = evc__dispatcher_writev(c->disp, &iov, 1);
-        if (n < 0)
-            return n;
-        if (n == 0)
-            return -EAGAIN;
-        t->coff += (size_t)n;
-        t->clen -= (size_t)n;
-    }
-    t->coff = 0;
-    return 0;
-}
 
 /* Keeps OpenSSL's reason for a failure (and the certificate check's, which
  * says more) for evc_chat_tls_error, and empties the thread's error queue. */
@@ -216,7 +51,7 @@ static void tls_failed(evc_chat *c, evc_tls *t, const char *what)
 {
     note_failure(t, what);
     t->phase = TLS_FAILED;
-    (void)send_cipher(c, t);
+    (void)evc__tls_send_cipher(c, t);
     t->clen = 0;
 }
 
@@ -447,7 +282,7 @@ ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n)
                     tls_failed(c, t, "handshake failed");
                     return -EPROTO;
                 }
-                ssize_t sent = send_cipher(c, t);
+                ssize_t sent = evc__tls_send_cipher(c, t);
                 if (sent < 0 && sent != -EAGAIN)
                     return sent;
             }
@@ -457,7 +292,7 @@ ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n)
     }
     if (t->phase != TLS_OPEN)
         return t->phase == TLS_FAILED ? -EPROTO : -EAGAIN;
-    ssize_t sent = send_cipher(c, t);
+    ssize_t sent = evc__tls_send_cipher(c, t);
     if (sent < 0 && sent != -EAGAIN)
         return sent;
     ERR_clear_error();
@@ -466,7 +301,7 @@ ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n)
         tls_failed(c, t, "encryption failed");
         return taken;
     }
-    sent = send_cipher(c, t);
+    sent = evc__tls_send_cipher(c, t);
     if (sent < 0 && sent != -EAGAIN)
         return sent;
     if (taken == 0)
@@ -485,7 +320,7 @@ int evc__tls_flush(evc_chat *c)
     }
     if (t->phase == TLS_FAILED)
         return 0;
-    ssize_t r = send_cipher(c, t);
+    ssize_t r = evc__tls_send_cipher(c, t);
     return r == -EAGAIN ? 0 : (int)r;
 }
 
@@ -518,7 +353,7 @@ int evc__tls_close_notify(evc_chat *c)
         (void)SSL_shutdown(t->ssl);   /* 0: ours is queued, the peer's not read: enough */
         ERR_clear_error();
     }
-    return (int)send_cipher(c, t);
+    return (int)evc__tls_send_cipher(c, t);
 }
 
 void evc__tls_closing(evc_chat *c, bool nothing_dropped)
@@ -578,9 +413,6 @@ int evc_chat_start_tls(evc_chat *c, SSL_CTX *ctx, unsigned flags, const char *ho
         return -EPIPE;
     if (c->tls)
         return -EALREADY;
-    pthread_once(&socket_method_once, make_socket_method);
-    if (!socket_method)
-        return -ENOMEM;
     evc_tls *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
@@ -589,13 +421,12 @@ int evc_chat_start_tls(evc_chat *c, SSL_CTX *ctx, unsigned flags, const char *ho
     t->handshake_timeout = c->tls_timeout_set ? c->tls_handshake_timeout
                                               : EVC_DEFAULT_TLS_HANDSHAKE_TIMEOUT;
     t->ssl = SSL_new(ctx);
-    BIO *bio = t->ssl ? BIO_new(socket_method) : NULL;
+    BIO *bio = t->ssl ? evc__tls_bio_new(t) : NULL;
     if (!bio) {
         ERR_clear_error();
         evc__tls_free(t);
         return -ENOMEM;
     }
-    BIO_set_data(bio, t);
     SSL_set_bio(t->ssl, bio, bio);
     SSL_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION);
     SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
