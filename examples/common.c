@@ -34,7 +34,8 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
                    "  -p, --port PORT   port (default %d; 0 picks a free one)\n"
                    "  -h, --help        this text\n",
                    argv[0], usage, defhost, defport);
-            printf(EXAMPLE_TLS_USAGE);
+            if (example_tls_offered())
+                printf(EXAMPLE_TLS_USAGE);
             exit(0);
         case 'b':
             opts->host = optarg;

@@ -55,6 +55,10 @@ enum { EXAMPLE_OPT_CERT = 0x1000, EXAMPLE_OPT_KEY, EXAMPLE_OPT_TLS, EXAMPLE_OPT_
     "  --cert FILE --key FILE  serve TLS with this certificate (chain) and key\n" \
     "  --tls [--ca FILE] [-k]  connect with TLS, trusting FILE (default: the system's);\n" \
     "                          -k, --insecure: no certificate check\n"
+/* Called before parsing by a program that speaks TLS: only such programs take
+ * (and list in --help) the TLS options; the others reject them. */
+void example_tls_offer(void);
+bool example_tls_offered(void);
 /* A getopt result that is one of the TLS options: noted, true.  A parser that
  * offers -k passes it as EXAMPLE_OPT_INSECURE. */
 bool example_tls_option(int opt, const char *arg);

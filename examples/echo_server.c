@@ -237,6 +237,7 @@ static int start_listening(evc_dispatcher *d, const struct sockaddr_storage *ss,
 int main(int argc, char **argv)
 {
     example_opts opts;
+    example_tls_offer();   /* --cert/--key, --tls */
     example_parse(&opts, argc, argv, "127.0.0.1", 5556, "");
     struct sockaddr_storage ss;
     socklen_t len;

@@ -22,8 +22,23 @@ static struct {
     unsigned flags;
 } tls;
 
+/* Only the programs that speak TLS take its options. */
+static bool offered;
+
+void example_tls_offer(void)
+{
+    offered = true;
+}
+
+bool example_tls_offered(void)
+{
+    return offered;
+}
+
 bool example_tls_option(int opt, const char *arg)
 {
+    if (!offered)
+        return false;
     switch (opt) {
     case EXAMPLE_OPT_CERT: tls.cert = arg; return true;
     case EXAMPLE_OPT_KEY: tls.key = arg; return true;

@@ -399,6 +399,7 @@ int main(int argc, char **argv)
     const char *out_path = NULL;
     bool all_tls = false;
     int c;
+    example_tls_offer();
     while ((c = getopt_long(argc, argv, "ho:k", longopts, NULL)) != -1) {
         if (c == 'h') {
             printf("usage: %s [-o FILE] [--tls] [--ca FILE] [-k] URL...\n"

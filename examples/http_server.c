@@ -525,6 +525,7 @@ int main(int argc, char **argv)
         .idle_timeout = IDLE_TIMEOUT,
     };
     int c;
+    example_tls_offer();
     while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:", longopts, NULL)) != -1) {
         char *end;
         if (c != 'k' && example_tls_option(c, optarg))

@@ -540,6 +540,7 @@ int main(int argc, char **argv)
     static struct sink sink = {.size_limit = DEFAULT_SIZE_LIMIT, .idle_seconds = IDLE_MS / 1000.0};
     const char *maildir = NULL;
     int c;
+    example_tls_offer();
     while ((c = getopt_long(argc, argv, "hb:p:d:s:t:", longopts, NULL)) != -1) {
         if (example_tls_option(c, optarg))
             continue;

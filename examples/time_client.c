@@ -53,6 +53,7 @@ static const struct evc_chat_ops client_ops = {
 int main(int argc, char **argv)
 {
     example_opts opts;
+    example_tls_offer();   /* --cert/--key, --tls */
     example_parse(&opts, argc, argv, "127.0.0.1", 10001, " [REQUEST_TEXT]");
     struct sockaddr_storage ss;
     socklen_t len;

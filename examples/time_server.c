@@ -70,6 +70,7 @@ static const struct evc_server_ops time_server_ops = {
 int main(int argc, char **argv)
 {
     example_opts opts;
+    example_tls_offer();   /* --cert/--key, --tls */
     example_parse(&opts, argc, argv, "127.0.0.1", 10001, " [IDLE_TIMEOUT_SECONDS (default 30)]");
     double idle_timeout = opts.argc > 0 ? atof(opts.argv[0]) : 30.0;
 
