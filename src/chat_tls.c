@@ -92,6 +92,8 @@ static int send_hello(evc_tls *t)
 
 int evc__tls_readable(const evc_chat *c)
 {
+    if (c->tls->read_end != 0)
+        return -1;   /* the end of a read that returned data first is still due */
     switch (c->tls->phase) {
     case TLS_PLAIN_FIRST:
     case TLS_FAILED:
@@ -107,6 +109,8 @@ int evc__tls_readable(const evc_chat *c)
 int evc__tls_writable(const evc_chat *c)
 {
     const evc_tls *t = c->tls;
+    if (t->read_end != 0)
+        return -1;   /* handle_write delivers the end of the last read (read_pending) */
     if (t->clen > 0 && t->phase != TLS_FAILED)
         return 1;
     if (t->phase == TLS_HANDSHAKE || t->phase == TLS_FAILED)
@@ -119,7 +123,7 @@ bool evc__tls_read_pending(const evc_chat *c)
     const evc_tls *t = c->tls;
     /* SSL_has_pending is also true for an incomplete record, which only the
      * socket can complete: asked after a WANT_READ it would spin. */
-    return t->phase == TLS_OPEN && (t->read_end != 0 || (t->read_full && SSL_has_pending(t->ssl)));
+    return t->read_end != 0 || (t->phase == TLS_OPEN && t->read_full && SSL_has_pending(t->ssl));
 }
 
 /* The peer went away (EOF or reset) without close_notify. */
@@ -131,7 +135,7 @@ static bool peer_dropped(const evc_tls *t)
 bool evc__tls_read_ready(evc_chat *c)
 {
     evc_tls *t = c->tls;
-    if (t->phase == TLS_OPEN)
+    if (t->phase == TLS_OPEN || t->read_end != 0)
         return true;
     if (t->phase != TLS_HANDSHAKE)
         return false;

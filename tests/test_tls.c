@@ -758,6 +758,71 @@ static void test_renegotiation_refused_as_client(void **state)
     SSL_CTX_free(rn.ctx);
 }
 
+/* A record that fails to decrypt right behind good ones, read together: the
+ * good data is delivered, then handle_error(-EPROTO). */
+typedef struct corrupter {
+    int fd;
+    SSL_CTX *ctx;
+    volatile int go, written;
+} corrupter;
+
+static void *corrupter_run(void *arg)
+{
+    corrupter *cr = arg;
+    block_sigpipe();
+    SSL *ssl = SSL_new(cr->ctx);
+    if (!ssl)
+        return NULL;
+    SSL_set_fd(ssl, cr->fd);
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    if (SSL_connect(ssl) == 1) {
+        for (int i = 0; i < 500 && !cr->go; i++)
+            usleep(10000);
+        size_t n;
+        /* A good record, then a record header and bytes no key decrypts. */
+        static const char bad[] = "\x17\x03\x03\x00\x20 0123456789abcdef0123456789abcdef";
+        if (SSL_write_ex(ssl, "good\n", 5, &n) == 1 && write(cr->fd, bad, sizeof bad - 1) > 0)
+            cr->written = 1;
+    }
+    for (int i = 0; i < 300 && cr->go != 2; i++)
+        usleep(10000);
+    SSL_free(ssl);
+    ERR_clear_error();
+    return NULL;
+}
+
+static void test_bad_record_after_data(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, true);
+    SSL_CTX *sctx = server_ctx("srv.crt");
+    end srv;
+    end_open(&srv, loop, fds[0]);
+    evc_chat_set_terminator(srv.chat, "\n");
+    assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
+    SSL_CTX_free(sctx);
+    corrupter cr = {.fd = fds[1], .ctx = client_ctx(false)};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, corrupter_run, &cr), 0);
+    assert_true(evt_run_until_count(loop, &srv.n_ready, 1, 5.0));
+    evt_run_for(loop, 0.05);
+    /* The loop waits while both are written, so that one read takes them. */
+    cr.go = 1;
+    for (int i = 0; i < 500 && !cr.written; i++)
+        usleep(10000);
+    assert_int_equal(cr.written, 1);
+    bool erred = evt_run_until_count(loop, &srv.n_error, 1, 5.0);
+    assert_true(erred);
+    cr.go = 2;
+    pthread_join(th, NULL);
+    assert_string_equal(srv.framed.p, "4:good|");
+    assert_int_equal(srv.last_err, -EPROTO);
+    close(fds[1]);
+    finish(loop, &srv, NULL);
+    SSL_CTX_free(cr.ctx);
+}
+
 static void test_no_sigpipe_writing_to_a_gone_peer(void **state)
 {
     (void)state;
@@ -1089,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_client_hello_follows_clear_bytes),
         cmocka_unit_test(test_renegotiation_refused),
         cmocka_unit_test(test_renegotiation_refused_as_client),
+        cmocka_unit_test(test_bad_record_after_data),
         cmocka_unit_test(test_no_sigpipe_writing_to_a_gone_peer),
         cmocka_unit_test(test_every_framing_over_tls_random_records),
         cmocka_unit_test(test_file_over_tls_byte_exact),
