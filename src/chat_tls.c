@@ -156,7 +156,10 @@ bool evc__tls_read_ready(evc_chat *c)
     int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return false;
-    if (peer_dropped(t) && ERR_peek_error() == 0) {
+    /* OpenSSL names an EOF itself (it asks the BIO, BIO_CTRL_EOF); anything
+     * else in its queue is a real failure even if the peer left after it. */
+    unsigned long err = ERR_peek_error();
+    if (peer_dropped(t) && (err == 0 || ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
         /* A peer that connects and leaves is a close, as a reset is elsewhere. */
         t->truncated = true;
         tls_failed(c, t, "the peer closed during the handshake");

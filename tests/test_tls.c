@@ -421,6 +421,26 @@ static void test_start_tls_arguments(void **state)
     finish(loop, &cli, NULL);
 }
 
+/* A peer that connects and leaves before the handshake (a port check) is a
+ * close, as a reset is elsewhere, not a TLS failure. */
+static void test_peer_leaving_before_the_handshake_is_a_close(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *sctx = server_ctx("srv.crt");
+    end srv;
+    end_open(&srv, loop, fds[0]);
+    assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
+    SSL_CTX_free(sctx);
+    close(fds[1]);
+    assert_true(evt_run_until_count(loop, &srv.n_destroy, 1, 5.0));
+    assert_int_equal(srv.n_close, 1);
+    assert_int_equal(srv.n_error, 0);
+    assert_true(srv.truncated_at_close);
+    finish(loop, &srv, NULL);
+}
+
 /* A server whose peer never speaks fails with -ETIMEDOUT at the deadline. */
 static void test_handshake_deadline(void **state)
 {
@@ -1149,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_client_refuses_bad_certificates),
         cmocka_unit_test(test_start_tls_arguments),
         cmocka_unit_test(test_handshake_deadline),
+        cmocka_unit_test(test_peer_leaving_before_the_handshake_is_a_close),
         cmocka_unit_test(test_plaintext_client_at_tls_server),
         cmocka_unit_test(test_starttls_drops_pipelined_plaintext),
         cmocka_unit_test(test_client_hello_follows_clear_bytes),
