@@ -263,6 +263,9 @@ int evc__tls_close_notify(evc_chat *c);
 void evc__tls_closing(evc_chat *c, bool nothing_dropped);
 /* The deadline fired: true (and the session failed) when it was the handshake's. */
 bool evc__tls_handshake_timed_out(evc_chat *c);
+/* evc_chat_set_timeout during the handshake: kept for its end (true), or false
+ * when the timeout applies now. */
+bool evc__tls_keep_idle_timeout(evc_chat *c, double seconds);
 /* Frees the session (on_destroy).  NULL is a no-op. */
 void evc__tls_free(evc_tls *t);
 

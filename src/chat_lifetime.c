@@ -264,6 +264,9 @@ bool evc_chat_closed(const evc_chat *c)
 }
 void evc_chat_set_timeout(evc_chat *c, double seconds)
 {
+    /* During a TLS handshake its deadline runs; the idle timeout waits for its end. */
+    if (EVC_UNLIKELY(c->tls) && evc__tls_keep_idle_timeout(c, seconds))
+        return;
     evc_dispatcher_set_timeout(c->disp, seconds);
 }
 

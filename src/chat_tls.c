@@ -382,6 +382,16 @@ bool evc__tls_handshake_timed_out(evc_chat *c)
     return true;
 }
 
+bool evc__tls_keep_idle_timeout(evc_chat *c, double seconds)
+{
+    evc_tls *t = c->tls;
+    bool handshaking = t->phase == TLS_PLAIN_FIRST || t->phase == TLS_HANDSHAKE;
+    if (!handshaking)
+        return false;
+    t->idle_timeout = seconds > 0 ? seconds : 0;   /* what the handshake's end puts back */
+    return t->handshake_timeout > 0;               /* a deadline runs: the timeout waits */
+}
+
 void evc__tls_free(evc_tls *t)
 {
     if (!t)

@@ -71,4 +71,9 @@ void evc__tls_flushed(evc_chat *c) { (void)c; }
 size_t evc__tls_buffer_size(const evc_chat *c) { (void)c; return 0; }
 void evc__tls_closing(evc_chat *c, bool nothing_dropped) { (void)c, (void)nothing_dropped; }
 bool evc__tls_handshake_timed_out(evc_chat *c) { (void)c; return false; }
+bool evc__tls_keep_idle_timeout(evc_chat *c, double seconds)
+{
+    (void)c, (void)seconds;
+    return false;
+}
 void evc__tls_free(evc_tls *t) { (void)t; }

@@ -109,7 +109,7 @@ struct end {
     evc_chat *chat;
     evt_bytes framed;      /* every frame as "<len>:<bytes>|" */
     evt_bytes stream;      /* collected bytes, when `streaming` */
-    int n_frames, n_ready, n_close, n_error, n_destroy;
+    int n_frames, n_ready, n_close, n_error, n_destroy, n_timeout;
     int last_err;
     bool truncated_at_close;
     bool echo;             /* each frame goes back followed by "\n" */
@@ -176,6 +176,13 @@ static void end_error(evc_chat *c, int err, void *data)
     evc_chat_close(c);
 }
 
+static void end_timeout(evc_chat *c, void *data)
+{
+    end *e = data;
+    e->n_timeout++;
+    evc_chat_close(c);
+}
+
 static void end_destroy(evc_chat *c, void *data)
 {
     end *e = data;
@@ -189,6 +196,7 @@ static const struct evc_chat_ops end_ops = {
     .found_terminator = end_found,
     .handle_close = end_close,
     .handle_error = end_error,
+    .handle_timeout = end_timeout,
     .on_destroy = end_destroy,
     .handle_tls_ready = end_ready,
 };
@@ -419,6 +427,28 @@ static void test_start_tls_arguments(void **state)
     SSL_CTX_free(cctx);
     close(fds[0]);
     finish(loop, &cli, NULL);
+}
+
+/* An idle timeout set while the handshake runs applies once it is done (the
+ * handshake's deadline governs until then). */
+static void test_idle_timeout_set_during_the_handshake(void **state)
+{
+    (void)state;
+    int fds[2];
+    struct ev_loop *loop = pair_loop(fds, false);
+    SSL_CTX *sctx = server_ctx("srv.crt"), *cctx = client_ctx(true);
+    end srv, cli;
+    end_open(&srv, loop, fds[0]);
+    end_open(&cli, loop, fds[1]);
+    assert_int_equal(evc_chat_start_tls(srv.chat, sctx, EVC_TLS_SERVER, NULL), 0);
+    assert_int_equal(evc_chat_start_tls(cli.chat, cctx, 0, "localhost"), 0);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    evc_chat_set_timeout(srv.chat, 0.2);
+    assert_true(evt_run_until_count(loop, &srv.n_ready, 1, 5.0));
+    assert_true(evt_run_until_count(loop, &srv.n_timeout, 1, 3.0));
+    assert_int_equal(srv.n_error, 0);
+    finish(loop, &srv, &cli);
 }
 
 /* A peer that connects and leaves before the handshake (a port check) is a
@@ -1170,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_start_tls_arguments),
         cmocka_unit_test(test_handshake_deadline),
         cmocka_unit_test(test_peer_leaving_before_the_handshake_is_a_close),
+        cmocka_unit_test(test_idle_timeout_set_during_the_handshake),
         cmocka_unit_test(test_plaintext_client_at_tls_server),
         cmocka_unit_test(test_starttls_drops_pipelined_plaintext),
         cmocka_unit_test(test_client_hello_follows_clear_bytes),
