@@ -437,8 +437,8 @@ struct x509_st;
  * (closed or closing), -EALREADY, -ENOMEM, -ENOTSUP (built without OpenSSL). */
 EVC_EXPORT int evc_chat_start_tls(evc_chat *, struct ssl_ctx_st *ctx, unsigned flags,
                                   const char *hostname);
-/* Handshake deadline for this chat (before or during it); 0 turns it off.
- * The idle timeout applies again once the handshake is done. */
+/* Handshake deadline for this chat (before or during it: then from now); 0 turns
+ * it off.  The idle timeout (evc_chat_set_timeout, even meanwhile) waits for its end. */
 EVC_EXPORT void evc_chat_set_tls_handshake_timeout(evc_chat *, double seconds);
 /* True from the end of the handshake until a TLS failure (data flows over TLS). */
 EVC_EXPORT bool evc_chat_tls_established(const evc_chat *);
