@@ -21,6 +21,7 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
         {"port", required_argument, NULL, 'p'},
         EXAMPLE_LOOP_LONGOPTS,
         EXAMPLE_WORKERS_LONGOPTS,
+        EXAMPLE_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     *opts = (example_opts){0};
@@ -29,9 +30,10 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
     opts->workers_set = opts->fork_workers = opts->acceptor = false;
     opts->workers = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "hb:p:" EXAMPLE_LOOP_SHORTOPTS EXAMPLE_WORKERS_OPTSTRING,
+    while ((c = getopt_long(argc, argv, "hb:p:k" EXAMPLE_LOOP_SHORTOPTS EXAMPLE_WORKERS_OPTSTRING,
                             longopts, NULL)) != -1) {
-        if (example_loop_option(opts, c, optarg, argv[0]) ||
+        if (example_tls_option(c == 'k' ? EXAMPLE_OPT_INSECURE : c, optarg) ||
+            example_loop_option(opts, c, optarg, argv[0]) ||
             example_parse_workers(opts, c, optarg, argv[0]))
             continue;
         switch (c) {
@@ -43,6 +45,8 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
                    EXAMPLE_WORKERS_USAGE
                    "  -h, --help        this text\n",
                    argv[0], usage, defhost, defport);
+            if (example_tls_offered())
+                printf(EXAMPLE_TLS_USAGE);
             exit(0);
         case 'b':
             opts->host = optarg;
@@ -65,6 +69,7 @@ void example_parse(example_opts *opts, int argc, char **argv, const char *defhos
     opts->argc = argc - optind;
     opts->argv = argv + optind;
     example_loop_start(opts, argv[0]);
+    example_tls_ready(argv[0]);
 }
 
 void example_address(const example_opts *opts, char *buf, size_t cap)
@@ -135,6 +140,7 @@ int example_serve(const example_opts *opts, const struct evc_server_ops *ops, vo
     evc_close_all(loop);
     ev_run(loop, 0);   /* runs the deferred destroys: every on_destroy frees its state */
     ev_loop_destroy(loop);
+    example_tls_cleanup();
     return 0;
 }
 

@@ -100,7 +100,7 @@ double example_parse_seconds(const char *prog, const char *what, const char *tex
     {"workers", required_argument, NULL, 'w'}, {"fork", required_argument, NULL, 'W'}, \
     {"acceptor", no_argument, NULL, EXAMPLE_OPT_ACCEPTOR}
 /* getopt's value for --acceptor (long only: no letter to collide with). */
-#define EXAMPLE_OPT_ACCEPTOR 0x1001
+#define EXAMPLE_OPT_ACCEPTOR 0x10A0   /* apart from EXAMPLE_OPT_CERT... (0x1000 on) */
 /* Handles option c ('w', 'W', --acceptor) with its argument: true if it was one of them.
  * Exits 2 on a bad count. */
 bool example_parse_workers(example_opts *opts, int c, const char *arg, const char *prog);
@@ -109,5 +109,36 @@ bool example_parse_workers(example_opts *opts, int c, const char *arg, const cha
  * them, evc_workers.  Prints "listening on HOST:PORT", stops cleanly (exit 0) on
  * SIGINT/SIGTERM.  Returns the exit status: 0, or 1 (with a message). */
 int example_serve_workers(const example_opts *opts, const struct evc_worker_ops *ops, void *data);
+
+/* ---- TLS (example_tls.c): --cert FILE --key FILE make a server speak TLS;
+ * --tls, --ca FILE and -k (no verification) make a client speak it. */
+enum { EXAMPLE_OPT_CERT = 0x1000, EXAMPLE_OPT_KEY, EXAMPLE_OPT_TLS, EXAMPLE_OPT_CA,
+       EXAMPLE_OPT_INSECURE };
+#define EXAMPLE_TLS_LONGOPTS \
+    {"cert", required_argument, NULL, EXAMPLE_OPT_CERT}, \
+    {"key", required_argument, NULL, EXAMPLE_OPT_KEY}, \
+    {"tls", no_argument, NULL, EXAMPLE_OPT_TLS}, \
+    {"ca", required_argument, NULL, EXAMPLE_OPT_CA}, \
+    {"insecure", no_argument, NULL, EXAMPLE_OPT_INSECURE}
+#define EXAMPLE_TLS_USAGE \
+    "  --cert FILE --key FILE  serve TLS with this certificate (chain) and key\n" \
+    "  --tls [--ca FILE] [-k]  connect with TLS, trusting FILE (default: the system's);\n" \
+    "                          -k, --insecure: no certificate check\n"
+/* Called before parsing by a program that speaks TLS: only such programs take
+ * (and list in --help) the TLS options; the others reject them. */
+void example_tls_offer(void);
+bool example_tls_offered(void);
+/* A getopt result that is one of the TLS options: noted, true.  A parser that
+ * offers -k passes it as EXAMPLE_OPT_INSECURE. */
+bool example_tls_option(int opt, const char *arg);
+/* After the options: builds the TLS context they ask for.  Exits 1 (2 for bad
+ * options) with a message when it cannot. */
+void example_tls_ready(const char *prog);
+/* True when the options asked for TLS. */
+bool example_tls_enabled(void);
+/* Starts TLS on c as the options say (hostname: what a client checks); 0 when TLS is off. */
+int example_tls_start(evc_chat *c, const char *hostname);
+/* Frees the context. */
+void example_tls_cleanup(void);
 
 #endif

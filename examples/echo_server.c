@@ -30,6 +30,7 @@
  *
  * Try it:   examples/echo_server &   then   printf 'hi\nbye\n' | examples/echo_client
  * Also:     examples/echo_server -b unix:/tmp/echo.sock
+ * TLS:      examples/echo_server --cert FILE --key FILE (examples/README.md)
  */
 #include "common.h"
 
@@ -184,9 +185,54 @@ static const struct evc_dispatcher_ops client_ops = {
     .on_destroy = client_destroy,
 };
 
+/* ---- With --cert/--key: TLS lives in the chat layer (evc_tls(3)), so there
+ * each connection is the same echo as a chat with no terminator, whose
+ * watermarks do what readable() does above. */
+static void tls_echo(evc_chat *chat, const char *p, size_t n, void *data)
+{
+    struct client *c = data;
+    if (c->finishing)
+        return;   /* bytes after BYE are dropped */
+    size_t keep = scan_for_bye(c, p, n);
+    if (evc_chat_push(chat, p, keep) < 0) {
+        evc_chat_close(chat);
+        return;
+    }
+    if (c->finishing)
+        evc_chat_close_when_done(chat);
+}
+
+static void tls_client_destroy(evc_chat *chat, void *data)
+{
+    (void)chat;
+    free(data);
+}
+
+static const struct evc_chat_ops tls_client_ops = {
+    .collect_incoming_data = tls_echo,
+    .on_destroy = tls_client_destroy,
+};
+
+static void accept_tls_client(struct ev_loop *loop, int fd)
+{
+    struct client *c = calloc(1, sizeof *c);
+    evc_chat *chat = c ? evc_chat_new(loop, fd, &tls_client_ops, c) : NULL;
+    if (!chat) {
+        free(c);
+        close(fd);
+        return;
+    }
+    if (example_tls_start(chat, NULL) < 0)
+        evc_chat_close(chat);
+}
+
 /* A client's dispatcher on loop (the listener's, or a worker's with -w/-W). */
 static void start_client(struct ev_loop *loop, int fd)
 {
+    if (example_tls_enabled()) {
+        accept_tls_client(loop, fd);
+        return;
+    }
     struct client *c = calloc(1, sizeof *c);
     evc_dispatcher *d = c ? evc_dispatcher_new(loop, &client_ops, c) : NULL;
     if (!d) {
@@ -254,6 +300,7 @@ static int start_listening(evc_dispatcher *d, const struct sockaddr_storage *ss,
 int main(int argc, char **argv)
 {
     example_opts opts;
+    example_tls_offer();   /* --cert/--key, --tls */
     example_parse(&opts, argc, argv, "127.0.0.1", 5556, "");
     if (opts.workers_set)
         return example_serve_workers(&opts, &worker_ops, NULL);
@@ -281,6 +328,7 @@ out:
     evc_close_all(loop);
     ev_run(loop, 0);   /* runs the deferred destroys */
     ev_loop_destroy(loop);
+    example_tls_cleanup();
     const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
     if (status == 0 && ss.ss_family == AF_UNIX && sun->sun_path[0] != '\0')
         unlink(sun->sun_path);

@@ -43,6 +43,7 @@ typedef struct url {
     char host[256];
     int port;
     const char *path;       /* in text: from the first '/' after the host */
+    bool tls;               /* https://, or --tls */
 } url;
 
 /* Where the current response is. */
@@ -71,11 +72,12 @@ static void start_group(client *cl, struct ev_loop *loop);
 static int parse_url(url *u, const char *text)
 {
     u->text = text;
-    if (strncasecmp(text, "http://", 7) != 0) {
-        fprintf(stderr, "http_get: %s: only http:// URLs\n", text);
+    u->tls = strncasecmp(text, "https://", 8) == 0;
+    if (!u->tls && strncasecmp(text, "http://", 7) != 0) {
+        fprintf(stderr, "http_get: %s: only http:// and https:// URLs\n", text);
         return -1;
     }
-    const char *host = text + 7;
+    const char *host = text + (u->tls ? 8 : 7);
     const char *end = host + strcspn(host, "/?#");
     const char *colon = NULL;
     if (*host == '[') {             /* an IPv6 literal */
@@ -99,7 +101,7 @@ static int parse_url(url *u, const char *text)
         memcpy(u->host, host, (size_t)(stop - host));
         u->host[stop - host] = '\0';
     }
-    u->port = 80;
+    u->port = u->tls ? 443 : 80;
     if (colon) {
         char *after;
         long port = strtol(colon + 1, &after, 10);
@@ -118,7 +120,7 @@ bad:
 
 static bool same_origin(const url *a, const url *b)
 {
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
+    return a->port == b->port && a->tls == b->tls && strcmp(a->host, b->host) == 0;
 }
 
 /* Gives up on the connection's remaining URLs and moves to the next group. */
@@ -316,8 +318,11 @@ static void on_close(evc_chat *chat, void *data)
 
 static void on_error(evc_chat *chat, int err, void *data)
 {
-    (void)chat;
-    fail_rest(data, evc_strerror(err));
+    char why[300];
+    if (evc_chat_tls_error(chat, why, sizeof why) > 0)
+        fail_rest(data, why);
+    else
+        fail_rest(data, evc_strerror(err));
 }
 
 static void on_timeout(evc_chat *chat, void *data)
@@ -353,6 +358,10 @@ static void start_group(client *cl, struct ev_loop *loop)
     evc_chat *chat = rc < 0 ? NULL : evc_chat_new(loop, -1, &client_ops, cl);
     if (chat)
         rc = evc_chat_connect(chat, (struct sockaddr *)&ss, sslen);
+    /* https:// (or --tls): the handshake follows the connect, checking the
+     * certificate names the URL's host; the requests wait for it. */
+    if (chat && rc == 0 && first->tls)
+        rc = example_tls_start(chat, first->host);
     if (rc < 0 || !chat) {
         const char *why = evc_strerror(rc < 0 ? rc : -errno);
         if (chat)
@@ -385,22 +394,32 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"output", required_argument, NULL, 'o'},
         EXAMPLE_LOOP_LONGOPTS,
+        EXAMPLE_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *out_path = NULL;
     example_opts loop_opts = {0};   /* only the loop's options: URLs name their servers */
+    bool all_tls = false;
     int c;
-    while ((c = getopt_long(argc, argv, "ho:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
+    example_tls_offer();
+    while ((c = getopt_long(argc, argv, "ho:k" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
         if (example_loop_option(&loop_opts, c, optarg, argv[0]))
             continue;
         if (c == 'h') {
-            printf("usage: %s [-o FILE] URL...\n"
-                   "Fetches http:// URLs in order, bodies to stdout or FILE; exit 0 if all were 2xx\n"
+            printf("usage: %s [-o FILE] [--tls] [--ca FILE] [-k] URL...\n"
+                   "Fetches http:// and https:// URLs in order, bodies to stdout or FILE; exit 0 if all were 2xx\n"
                    "  -o, --output FILE  write the bodies to FILE\n"
                    EXAMPLE_LOOP_HELP
+                   "  --tls              TLS for http:// URLs too (on their port, default 80)\n"
+                   "  --ca FILE          trust these CA certificates (default: the system's)\n"
+                   "  -k, --insecure     no certificate check\n"
                    "  -h, --help         this text\n", argv[0]);
             return 0;
         }
+        if (c == EXAMPLE_OPT_TLS)
+            all_tls = true;
+        if (example_tls_option(c == 'k' ? EXAMPLE_OPT_INSECURE : c, optarg))
+            continue;
         if (c != 'o') {
             fprintf(stderr, "try '%s --help'\n", argv[0]);
             return 2;
@@ -417,11 +436,16 @@ int main(int argc, char **argv)
     cl.urls = calloc(n, sizeof *cl.urls);
     if (!cl.urls)
         return 1;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (parse_url(&cl.urls[i], argv[optind + (int)i]) < 0) {
             free(cl.urls);
             return 2;
         }
+        cl.urls[i].tls = cl.urls[i].tls || all_tls;
+        if (cl.urls[i].tls)
+            example_tls_option(EXAMPLE_OPT_TLS, NULL);
+    }
+    example_tls_ready(argv[0]);
     if (out_path) {
         cl.out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (cl.out_fd < 0) {
@@ -441,5 +465,6 @@ int main(int argc, char **argv)
         cl.status = 1;
     }
     free(cl.urls);
+    example_tls_cleanup();
     return cl.status;
 }

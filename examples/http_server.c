@@ -461,6 +461,11 @@ static void on_accepted(struct ev_loop *loop, int fd, const struct sockaddr *sa,
         return;
     }
     evc_chat_set_timeout(conn->chat, STALL_TIMEOUT);
+    /* With --cert/--key: HTTPS, the same requests over TLS. */
+    if (example_tls_start(conn->chat, NULL) < 0) {
+        evc_chat_close(conn->chat);   /* on_destroy frees conn */
+        return;
+    }
     ev_timer_init(&conn->timer, on_timer, cfg->idle_timeout < cfg->header_timeout
                                               ? cfg->idle_timeout : cfg->header_timeout, 0);
     conn->timer.data = conn;
@@ -487,7 +492,8 @@ static void usage(const char *prog, int status)
             "  -k, --idle-timeout S    seconds a keep-alive connection may idle (default %g)\n"
             EXAMPLE_LOOP_HELP
             EXAMPLE_WORKERS_USAGE
-            "  -h, --help              this text\n",
+            "  -h, --help              this text\n"
+            "  --cert FILE --key FILE  serve HTTPS with this certificate (chain) and key\n",
             prog, DEFAULT_PORT, HTTP_DEFAULT_MAX_BODY, HEADER_TIMEOUT, IDLE_TIMEOUT);
     exit(status);
 }
@@ -515,6 +521,7 @@ int main(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, 'k'},
         EXAMPLE_LOOP_LONGOPTS,
         EXAMPLE_WORKERS_LONGOPTS,
+        EXAMPLE_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = DEFAULT_PORT};
@@ -524,11 +531,14 @@ int main(int argc, char **argv)
         .idle_timeout = IDLE_TIMEOUT,
     };
     int c;
+    example_tls_offer();
     while ((c = getopt_long(argc, argv, "hb:p:qm:T:k:" EXAMPLE_LOOP_SHORTOPTS
                             EXAMPLE_WORKERS_OPTSTRING, longopts, NULL)) != -1) {
         if (example_loop_option(&opts, c, optarg, argv[0]))
             continue;
         char *end;
+        if (c != 'k' && example_tls_option(c, optarg))
+            continue;
         if (example_parse_workers(&opts, c, optarg, argv[0]))
             continue;
         switch (c) {
@@ -570,6 +580,7 @@ int main(int argc, char **argv)
     if (argc - optind > 1)
         usage(argv[0], 2);
     example_loop_start(&opts, argv[0]);
+    example_tls_ready(argv[0]);
     const char *dir = optind < argc ? argv[optind] : ".";
     cfg.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cfg.root_fd < 0) {

@@ -64,6 +64,7 @@ struct session {
     unsigned recipients;      /* RCPTs accepted in this transaction */
     bool in_data;             /* between 354 and the "." line */
     smtp_body body;
+    bool tls;                 /* STARTTLS done: the rest of the session is over TLS */
 };
 
 /* ------------------------------------------------------------------ replies */
@@ -202,7 +203,42 @@ static void cmd_helo(evc_chat *chat, struct session *s, const char *arg, bool ex
     reply(chat, "250-%s Hello %s", s->sink->host, arg);
     reply(chat, "250-SIZE %llu", (unsigned long long)s->sink->size_limit);
     reply(chat, "250-8BITMIME");
+    if (example_tls_enabled() && !s->tls)
+        reply(chat, "250-STARTTLS");
     reply(chat, "250 PIPELINING");
+}
+
+/* RFC 3207: "220", then TLS.  The reply goes out in the clear, and whatever the
+ * client pipelined after the command is dropped by evc_chat_start_tls, never
+ * read as if it had come over TLS.  The session starts over: the client
+ * greets again. */
+static void cmd_starttls(evc_chat *chat, struct session *s, const char *arg)
+{
+    if (!example_tls_enabled()) {
+        reply(chat, R_UNRECOGNIZED);
+        return;
+    }
+    if (*arg) {
+        reply(chat, "501 Syntax: STARTTLS");
+        return;
+    }
+    if (s->tls) {
+        reply(chat, "503 TLS already active");
+        return;
+    }
+    reply(chat, "220 2.0.0 Ready to start TLS");
+    if (evc_chat_closed(chat))
+        return;
+    int rc = example_tls_start(chat, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "smtp_sink: STARTTLS: %s\n", evc_strerror(rc));
+        evc_chat_close(chat);
+        return;
+    }
+    s->tls = true;
+    end_transaction(s);
+    s->greeted = false;
+    s->extended = false;
 }
 
 static void cmd_mail(evc_chat *chat, struct session *s, const char *arg)
@@ -328,6 +364,8 @@ static void run_command(evc_chat *chat, struct session *s, char *line)
         reply(chat, "214 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY QUIT");
     } else if (strcasecmp(line, "QUIT") == 0) {
         cmd_quit(chat, s);
+    } else if (strcasecmp(line, "STARTTLS") == 0) {
+        cmd_starttls(chat, s, arg);
     } else {
         reply(chat, R_UNRECOGNIZED);
     }
@@ -476,6 +514,7 @@ static void usage(const char *argv0)
            "  -s, --size BYTES     largest message accepted (default %u)\n"
            "  -t, --timeout MS     idle time before a client is dropped with 421 (default %u)\n"
            EXAMPLE_LOOP_HELP
+           "  --cert FILE --key FILE  offer STARTTLS with this certificate (chain) and key\n"
            "  -h, --help           this text\n",
            argv0, DEFAULT_SIZE_LIMIT, IDLE_MS);
 }
@@ -500,14 +539,16 @@ int main(int argc, char **argv)
         {"port", required_argument, NULL, 'p'}, {"maildir", required_argument, NULL, 'd'},
         {"size", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
         EXAMPLE_LOOP_LONGOPTS,
+        EXAMPLE_TLS_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     example_opts opts = {.host = "127.0.0.1", .port = 8025};
     static struct sink sink = {.size_limit = DEFAULT_SIZE_LIMIT, .idle_seconds = IDLE_MS / 1000.0};
     const char *maildir = NULL;
     int c;
+    example_tls_offer();
     while ((c = getopt_long(argc, argv, "hb:p:d:s:t:" EXAMPLE_LOOP_SHORTOPTS, longopts, NULL)) != -1) {
-        if (example_loop_option(&opts, c, optarg, argv[0]))
+        if (example_tls_option(c, optarg) || example_loop_option(&opts, c, optarg, argv[0]))
             continue;
         switch (c) {
         case 'h':
@@ -539,6 +580,7 @@ int main(int argc, char **argv)
         return 2;
     }
     example_loop_start(&opts, argv[0]);
+    example_tls_ready(argv[0]);
     if (gethostname(sink.host, sizeof sink.host) < 0)
         snprintf(sink.host, sizeof sink.host, "localhost");
     sink.host[sizeof sink.host - 1] = '\0';

@@ -30,6 +30,9 @@ static void print_reply(evc_chat *chat, void *data)
 static void report_error(evc_chat *chat, int err, void *data)
 {
     (void)data;
+    char why[256];
+    if (evc_chat_tls_error(chat, why, sizeof why) > 0)
+        fprintf(stderr, "time_client: TLS: %s\n", why);
     fprintf(stderr, "time_client: %s\n", evc_strerror(err));
     evc_chat_close(chat);
 }
@@ -50,6 +53,7 @@ static const struct evc_chat_ops client_ops = {
 int main(int argc, char **argv)
 {
     example_opts opts;
+    example_tls_offer();   /* --cert/--key, --tls */
     example_parse(&opts, argc, argv, "127.0.0.1", 10001, " [REQUEST_TEXT]");
     struct sockaddr_storage ss;
     socklen_t len;
@@ -68,10 +72,15 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "time_client: connect: %s\n", evc_strerror(rc));
         evc_chat_close(chat);
+    } else if ((rc = example_tls_start(chat, opts.host)) < 0) {
+        /* --tls: the handshake follows the connect; the request waits for it. */
+        fprintf(stderr, "time_client: TLS: %s\n", evc_strerror(rc));
+        evc_chat_close(chat);
     } else {
         evc_chat_pushf(chat, "%s\r\n\r\n", opts.argc > 0 ? opts.argv[0] : "what time is it?");
     }
     ev_run(loop, 0);
     ev_loop_destroy(loop);
+    example_tls_cleanup();
     return client.status;
 }

@@ -10,6 +10,8 @@
  * With -w N it serves on N loops on N threads (-W N: N processes), socketserver's
  * ThreadingTCPServer and ForkingTCPServer; the chat code is the same.
  *
+ * With --cert FILE --key FILE it speaks TLS (examples/README.md).
+ *
  * What it shows: a listening evc_server handing each connection to a chat;
  * a byte-string terminator; push + close_when_done (the reply is written, then
  * the connection closes); a timeout that closes clients which never finish
@@ -62,6 +64,9 @@ static void accept_client(struct ev_loop *loop, int fd, const struct sockaddr *p
     evc_chat_set_terminator(chat, "\r\n\r\n");
     evc_chat_set_timeout(chat, *timeout);
     evc_chat_set_frame_deadline(chat, *timeout);
+    /* With --cert/--key: TLS, and the same conversation over it. */
+    if (example_tls_start(chat, NULL) < 0)
+        evc_chat_close(chat);
 }
 
 /* No per-worker state: every worker shares the (read-only) timeout. */
@@ -72,6 +77,7 @@ static const struct evc_worker_ops time_server_ops = {
 int main(int argc, char **argv)
 {
     example_opts opts;
+    example_tls_offer();   /* --cert/--key, --tls */
     example_parse(&opts, argc, argv, "127.0.0.1", 10001,
                   " [TIMEOUT_SECONDS (default 30: the time a client has to send its request;"
                   " 0: none)]");

@@ -288,6 +288,8 @@ struct evc_chat_ops {
      * (evc_chat_set_frame_deadline); if the chat stays open the frame gets another
      * period.  NULL: handle_timeout (NULL: close). */
     void (*handle_frame_timeout)(evc_chat *, void *data);
+    /* The TLS handshake of evc_chat_start_tls completed (evc_tls(3)); NULL: nothing. */
+    void (*handle_tls_ready)(evc_chat *, void *data);
 };
 
 /* Defaults of the limits (see the setters). */
@@ -423,6 +425,49 @@ EVC_EXPORT void evc_chat_resume_reading(evc_chat *);
 EVC_EXPORT evc_dispatcher *evc_chat_dispatcher(evc_chat *);
 /* The user pointer given to evc_chat_new. */
 EVC_EXPORT void *evc_chat_data(const evc_chat *);
+
+/* ------------------------------------------------------------------ */
+/* TLS on a chat, STARTTLS included (evc_tls(3))                       */
+/* ------------------------------------------------------------------ */
+
+/* OpenSSL's types, by the names OpenSSL gives them (SSL_CTX is struct
+ * ssl_ctx_st); this header does not include OpenSSL's. */
+struct ssl_ctx_st;
+struct ssl_st;
+struct x509_st;
+
+/* evc_chat_start_tls flags.  Without EVC_TLS_SERVER the chat is the client. */
+#define EVC_TLS_SERVER    1u   /* accept the handshake (the caller's ctx has the certificate) */
+#define EVC_TLS_NO_VERIFY 2u   /* client: no certificate or host-name check (testing only) */
+/* The default handshake deadline, in seconds. */
+#define EVC_DEFAULT_TLS_HANDSHAKE_TIMEOUT 30.0
+
+/* Starts TLS on the chat with the caller's ctx (certificates, protocols, ciphers;
+ * the session keeps a reference).  Bytes queued before the call are written in
+ * the clear first (a STARTTLS reply); input read and not yet delivered is
+ * discarded.  A client verifies the peer's certificate and that it names hostname
+ * (also sent as SNI), which is required unless EVC_TLS_NO_VERIFY.  Then
+ * handle_tls_ready, or handle_error(-EPROTO) (evc_chat_tls_error says why) or
+ * handle_error(-ETIMEDOUT) past the handshake deadline.  0, -EINVAL, -EPIPE
+ * (closed or closing), -EALREADY, -ENOMEM, -ENOTSUP (built without OpenSSL). */
+EVC_EXPORT int evc_chat_start_tls(evc_chat *, struct ssl_ctx_st *ctx, unsigned flags,
+                                  const char *hostname);
+/* Handshake deadline for this chat (before or during it: then from now); 0 turns
+ * it off.  The idle timeout (evc_chat_set_timeout, even meanwhile) waits for its end. */
+EVC_EXPORT void evc_chat_set_tls_handshake_timeout(evc_chat *, double seconds);
+/* True from the end of the handshake until a TLS failure (data flows over TLS). */
+EVC_EXPORT bool evc_chat_tls_established(const evc_chat *);
+/* The peer's certificate (an X509 *; owned by the session) once established; else NULL. */
+EVC_EXPORT const struct x509_st *evc_chat_tls_peer_certificate(const evc_chat *);
+/* The session (an SSL *) after evc_chat_start_tls, for ALPN, cipher names and the
+ * like; NULL before.  Do not read, write or free through it. */
+EVC_EXPORT struct ssl_st *evc_chat_tls_ssl(evc_chat *);
+/* True when the peer's EOF came without close_notify (a truncation, possibly an
+ * attack): handle_close runs as for any EOF; it asks this to tell the two apart. */
+EVC_EXPORT bool evc_chat_tls_truncated(const evc_chat *);
+/* Why TLS failed (OpenSSL's reason, the certificate check's), as text in buf (cap
+ * bytes, NUL included); "" when nothing failed.  Length, -ENOSPC or -ENOTSUP. */
+EVC_EXPORT int evc_chat_tls_error(const evc_chat *, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* Server: the asyncore listener idiom                                 */

@@ -300,9 +300,14 @@ void evc__chat_read(evc_chat *c)
         evc__chat_report_error(c, -ENOMEM);
         return;
     }
+    if (EVC_UNLIKELY(c->tls) && !evc__tls_read_ready(c)) {
+        input_drained(c);
+        return;
+    }
     size_t avail;
     char *tail = evc__buf_tail(&c->in, &avail);
-    ssize_t n = evc__dispatcher_read(c->disp, tail, avail);
+    ssize_t n = EVC_UNLIKELY(c->tls) ? evc__tls_read(c, tail, avail)
+                                     : evc__dispatcher_read(c->disp, tail, avail);
     if (n > 0) {
         const unsigned frames_before = c->frames_done;
         evc__buf_commit(&c->in, (size_t)n);
@@ -315,6 +320,18 @@ void evc__chat_read(evc_chat *c)
         evc__chat_report_error(c, (int)n);
     }
     input_drained(c);
+}
+
+/* STARTTLS: what the peer sent after the command that starts TLS came before
+ * the handshake, so no TLS protects it.  It is dropped, and a batch of lines
+ * in progress stops after the current frame. */
+void evc__chat_drop_input(evc_chat *c)
+{
+    evc__buf_clear(&c->in);
+    c->in_next = NULL;
+    evc__scanner_reset(&c->scanner);
+    evc__scan_lines_stop(&c->scanner);
+    clear_flag(c, CHAT_INPUT_HELD);
 }
 
 /* ------------------------------------------------------------------ */

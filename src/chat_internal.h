@@ -14,6 +14,9 @@
 
 #include <errno.h>
 
+/* A chat's TLS session (chat_tls.c); opaque to the other chat files. */
+typedef struct evc_tls evc_tls;
+
 /*
  * The chat's lifetime (evc_chat(3), LIFETIME).  New, connecting and closed are
  * told apart by the dispatcher (its head's fd, `connecting` and `closed`, which
@@ -105,6 +108,11 @@ struct evc_chat {
     /* The frame deadline (chat_deadline.c). */
     bool frame_deadline_on;
     unsigned frames_done;   /* frames ended or dropped: moved during a read = a new frame */
+    /* TLS (chat_tls.c): NULL on a plain chat; the hooks below are reached only
+     * through it, at the read, the write and the chat's predicates. */
+    evc_tls *tls;
+    double tls_handshake_timeout;   /* evc_chat_set_tls_handshake_timeout */
+    bool tls_timeout_set;           /* else EVC_DEFAULT_TLS_HANDSHAKE_TIMEOUT */
 };
 
 /* The single re-check after a call into user code: may we keep going?  The
@@ -240,5 +248,44 @@ void evc__chat_linger_done(evc_chat *c);
 /* evc_chat_connect_addr with a host name: the lookup runs in the loop's work
  * pool, then the connect follows (chat_ref.c).  0 or -errno. */
 int evc__chat_connect_resolving(evc_chat *, const char *text);
+
+/* chat.c, for STARTTLS: drops the bytes read and not yet delivered (after the
+ * current frame), keeping the output queue. */
+void evc__chat_drop_input(evc_chat *c);
+
+/* chat_tls.c (chat_tls_none.c without OpenSSL), the transport under the two
+ * I/O paths, reached only when c->tls is set.  The predicates answer 1 or 0
+ * to decide, -1 to leave the decision to the chat's own rules. */
+int evc__tls_readable(const evc_chat *c);
+int evc__tls_writable(const evc_chat *c);
+/* Plaintext (or its end) waits inside OpenSSL with nothing left on the socket
+ * to wake the chat: handle_write reads it. */
+bool evc__tls_read_pending(const evc_chat *c);
+/* Runs the handshake until it waits (false) or has ended (true: data may be
+ * read); handle_tls_ready, or handle_error(-EPROTO) / handle_close, run here. */
+bool evc__tls_read_ready(evc_chat *c);
+/* The chat's read over TLS: as evc__dispatcher_read, in plaintext bytes. */
+ssize_t evc__tls_read(evc_chat *c, void *buf, size_t len);
+/* The chat's writev over TLS: plaintext bytes taken, -EAGAIN, EVC_IO_GONE, -errno. */
+ssize_t evc__tls_writev(evc_chat *c, const struct iovec *iov, int n);
+/* Start of every flush: the client's hello and the ciphertext waiting go out.
+ * 0, or a failure to record (EVC_IO_GONE, -errno, -EPROTO). */
+int evc__tls_flush(evc_chat *c);
+/* End of a flush that left the chat open: an idle chat gives its buffer back. */
+void evc__tls_flushed(evc_chat *c);
+/* Bytes of ciphertext buffer the chat holds (0: none).  For tests. */
+size_t evc__tls_buffer_size(const evc_chat *c);
+/* close_when_done reached: close_notify queued and sent.  0 when all is sent,
+ * -EAGAIN to wait for the socket, or a failure. */
+int evc__tls_close_notify(evc_chat *c);
+/* evc_chat_close: a best-effort close_notify when no output was dropped. */
+void evc__tls_closing(evc_chat *c, bool nothing_dropped);
+/* The deadline fired: true (and the session failed) when it was the handshake's. */
+bool evc__tls_handshake_timed_out(evc_chat *c);
+/* evc_chat_set_timeout during the handshake: kept for its end (true), or false
+ * when the timeout applies now. */
+bool evc__tls_keep_idle_timeout(evc_chat *c, double seconds);
+/* Frees the session (on_destroy).  NULL is a no-op. */
+void evc__tls_free(evc_tls *t);
 
 #endif /* EVC_CHAT_INTERNAL_H */

@@ -30,6 +30,11 @@ static bool chat_readable(evc_dispatcher *d, void *data)
     (void)d;
     if (c->state == CHAT_LINGERING)
         return true;
+    if (EVC_UNLIKELY(c->tls)) {
+        int tls = evc__tls_readable(c);
+        if (tls >= 0)
+            return tls;
+    }
     return !input_ended(c) &&
            !has_flag(c, CHAT_THROTTLED | CHAT_INPUT_HELD | CHAT_READING_PAUSED);
 }
@@ -41,6 +46,13 @@ static bool chat_writable(evc_dispatcher *d, void *data)
         return true;
     if (c->state == CHAT_LINGERING || c->write_err)
         return false;
+    if (EVC_UNLIKELY(c->tls)) {
+        int tls = evc__tls_writable(c);
+        if (tls >= 0)
+            return tls;
+        if (evc__tls_read_pending(c) && chat_readable(d, data))
+            return true;   /* handle_write reads what OpenSSL holds */
+    }
     /* Held frames that may go on now are delivered from handle_write, which a
      * writable socket calls at once. */
     if (has_flag(c, CHAT_INPUT_HELD) && !delivery_paused(c))
@@ -73,8 +85,9 @@ static void chat_handle_read(evc_dispatcher *d, void *data)
 static void chat_handle_write(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
-    (void)d;
     enter_handler(c);
+    if (EVC_UNLIKELY(c->tls) && evc__tls_read_pending(c) && chat_readable(d, data))
+        evc__chat_read(c);
     finish_event(c);
     leave_handler(c);
 }
@@ -116,6 +129,8 @@ static void chat_handle_timeout(evc_dispatcher *d, void *data)
     enter_handler(c);
     if (c->state == CHAT_LINGERING)
         evc__chat_linger_done(c);
+    else if (EVC_UNLIKELY(c->tls) && evc__tls_handshake_timed_out(c))
+        evc__chat_report_error(c, -ETIMEDOUT);
     else if (c->ops->handle_timeout)
         c->ops->handle_timeout(c, c->data);
     else
@@ -161,6 +176,7 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
     evc__buf_free(&c->in);
     evc__buf_free(&c->frame);
     evc__scanner_free(&c->scanner);
+    evc__tls_free(c->tls);
     free(c);
 }
 
@@ -261,6 +277,8 @@ void evc_chat_close(evc_chat *c)
 {
     if (!c || !user_may_continue(c))
         return;
+    if (EVC_UNLIKELY(c->tls))
+        evc__tls_closing(c, evc__outq_empty(&c->out));
     /* Closed first: release callbacks and producers' on_destroy, run by the
      * clear, see a closed chat and cannot queue anything more. */
     evc_dispatcher_close(c->disp);
@@ -273,6 +291,9 @@ bool evc_chat_closed(const evc_chat *c)
 }
 void evc_chat_set_timeout(evc_chat *c, double seconds)
 {
+    /* During a TLS handshake its deadline runs; the idle timeout waits for its end. */
+    if (EVC_UNLIKELY(c->tls) && evc__tls_keep_idle_timeout(c, seconds))
+        return;
     evc_dispatcher_set_timeout(c->disp, seconds);
 }
 

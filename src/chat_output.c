@@ -63,7 +63,8 @@ static bool write_queue(evc_chat *c)
         if (!user_may_continue(c))
             return false;   /* a producer's callback closed us */
         if (niov > 0) {
-            ssize_t n = evc__dispatcher_writev(c->disp, iov, niov);
+            ssize_t n = EVC_UNLIKELY(c->tls) ? evc__tls_writev(c, iov, niov)
+                                             : evc__dispatcher_writev(c->disp, iov, niov);
             if (n == -EAGAIN)
                 return true;
             if (n < 0) {
@@ -88,6 +89,16 @@ static bool write_queue(evc_chat *c)
                 clear_flag(c, CHAT_PRODUCER_WAITING);
             return true;
         case EVC_OUTQ_CLOSE:
+            if (EVC_UNLIKELY(c->tls)) {
+                /* close_notify goes out before the close (or the FIN). */
+                int rc = evc__tls_close_notify(c);
+                if (rc == -EAGAIN)
+                    return true;
+                if (rc < 0) {
+                    write_failed(c, rc);
+                    return false;
+                }
+            }
             evc__outq_pop_close(&c->out);
             if (c->state == CHAT_SHUTTING)
                 start_lingering(c);
@@ -120,8 +131,17 @@ void evc__chat_flush(evc_chat *c)
     if (!user_may_continue(c) || h->fd < 0 || h->connecting || c->write_err ||
         c->state == CHAT_LINGERING)
         return;
+    if (EVC_UNLIKELY(c->tls)) {
+        int rc = evc__tls_flush(c);
+        if (rc < 0) {
+            write_failed(c, rc);
+            return;
+        }
+    }
     if (!write_queue(c))
         return;
+    if (EVC_UNLIKELY(c->tls))
+        evc__tls_flushed(c);
     if (has_flag(c, CHAT_THROTTLED) && evc__outq_bytes(&c->out) <= c->low_water)
         clear_flag(c, CHAT_THROTTLED);
 }

@@ -631,6 +631,11 @@ bool evc__dispatcher_frame_open(const evc_dispatcher *d)
     return d->frame_started > 0;
 }
 
+double evc__dispatcher_timeout(const evc_dispatcher *d)
+{
+    return d->deadline ? 0 : d->timeout;
+}
+
 evc_loop_entry *evc__dispatcher_entry(const evc_dispatcher *d)
 {
     return d->entry;

@@ -136,9 +136,12 @@ typedef struct evc_outq {
     char *room;
     char *room_end;
     size_t append_limit;
+    /* TLS (chat_tls.c): the bytes are transformed on their way out, so a producer
+     * with send_to_fd is pulled with more() like any other, never sendfile'd. */
+    bool direct_off;
 } evc_outq;
 
-#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, SIZE_MAX}
+#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, SIZE_MAX, false}
 
 /* Bytes queued and not yet consumed (producers count what they handed out). */
 static inline size_t evc__outq_bytes(const evc_outq *q)
@@ -336,6 +339,8 @@ void evc__dispatcher_frame_begin(evc_dispatcher *);
 void evc__dispatcher_frame_end(evc_dispatcher *);
 /* True between frame_begin and frame_end. */
 bool evc__dispatcher_frame_open(const evc_dispatcher *);
+/* The idle timeout in seconds (0: none), for a layer that replaces it for a while. */
+double evc__dispatcher_timeout(const evc_dispatcher *);
 
 /* ------------------------------------------------------------------ */
 /* Per-loop registry (registry.c): the loop table                     */

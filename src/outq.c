@@ -335,7 +335,7 @@ restart:
     for (evc_chunk *c = q->head; c; c = c->next) {
         if (c->kind == CHUNK_CLOSE)
             return EVC_OUTQ_CLOSE;
-        if (is_direct(c))
+        if (is_direct(c) && !q->direct_off)
             return EVC_OUTQ_DIRECT;
 
         pull_result pr = PULL_OK;
