@@ -98,6 +98,14 @@ struct evc_chat {
      * the flush, acted on at the top of a handler (evc__chat_settle_output). */
     int write_err;
     double linger;          /* evc_chat_shutdown_when_done's bound, in seconds */
+
+    /* The loop's memory account (chat_memory.c): what the loop's sums hold for
+     * this chat since it was last accounted, and its place in the loop's list. */
+    evc_loop_memory *mem;
+    evc_chat *mem_prev, *mem_next;
+    size_t acct_in, acct_out, acct_ref;
+    size_t acct_doomed;     /* held when picked to close for the budget (then in doomed_bytes) */
+    bool over_budget;       /* picked: closed with handle_error(-ENOBUFS) at its next handler */
 };
 
 /* The single re-check after a call into user code: may we keep going?  The
@@ -220,5 +228,18 @@ void evc__chat_settle_output(evc_chat *c);
 /* The peer closed while the chat lingers after evc_chat_shutdown_when_done, or
  * the linger time is up: close. */
 void evc__chat_linger_done(evc_chat *c);
+
+/* chat_memory.c, the loop's memory account: */
+/* Joins the loop's account (evc_chat_new). */
+void evc__chat_memory_join(evc_chat *c);
+/* Leaves it (on_destroy): the loop's sums lose what they held for the chat. */
+void evc__chat_memory_leave(evc_chat *c);
+/* Brings the loop's sums up to what the chat holds now; past the budget, picks
+ * the chats holding the most to be closed (at their next handler).  Cheap: a
+ * few additions, and a scan of the loop's chats only when over the budget. */
+void evc__chat_account(evc_chat *c);
+/* From the top of a handler: a chat picked for the budget is closed, with
+ * handle_error(-ENOBUFS) first.  True when it was. */
+bool evc__chat_memory_settle(evc_chat *c);
 
 #endif /* EVC_CHAT_INTERNAL_H */

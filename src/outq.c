@@ -89,9 +89,18 @@ static bool is_direct(const evc_chunk *c)
     return c->kind == CHUNK_PRODUCER && c->producer->ops->send_to_fd != NULL;
 }
 
+/* The size a chunk was allocated with (copy chunks carry their bytes; large
+ * ones are mapped, evc__big_alloc, so a big push gives its pages back when sent). */
+static size_t chunk_size(const evc_chunk *c)
+{
+    return sizeof *c + (c->kind == CHUNK_COPY ? c->cap : 0);
+}
+
 static evc_chunk *chunk_new(chunk_kind kind, size_t copy_cap)
 {
-    evc_chunk *c = malloc(sizeof *c + copy_cap);
+    if (copy_cap > (size_t)PTRDIFF_MAX - sizeof(evc_chunk))
+        return NULL;
+    evc_chunk *c = evc__big_alloc(sizeof *c + copy_cap);
     if (!c)
         return NULL;
     memset(c, 0, sizeof *c);
@@ -165,7 +174,7 @@ static void destroy_chunk(evc_chunk *c)
     case CHUNK_CLOSE:
         break;
     }
-    free(c);
+    evc__big_free(c, chunk_size(c));
 }
 
 /* Unlinks the head chunk and destroys it (user code may run). */
@@ -177,6 +186,8 @@ static void drop_head(evc_outq *q)
     if (!q->head)
         set_tail(q, NULL);
     q->bytes -= c->len - c->off;
+    if (c->kind == CHUNK_REF)
+        q->ref_bytes -= c->len - c->off;
     destroy_chunk(c);
 }
 
@@ -254,6 +265,7 @@ int evc__outq_push_ref(evc_outq *q, const void *bytes, size_t len, void (*releas
     c->release = release;
     c->arg = arg;
     q->bytes += len;
+    q->ref_bytes += len;
     append_chunk(q, c);
     return 0;
 }
@@ -411,6 +423,8 @@ void evc__outq_consume(evc_outq *q, size_t n)
         size_t take = avail < n ? avail : n;
         c->off += take;
         q->bytes -= take;
+        if (c->kind == CHUNK_REF)
+            q->ref_bytes -= take;
         n -= take;
         if (!exhausted(c))
             break;      /* partly written, or a producer asked again at the next fill */
@@ -461,6 +475,7 @@ void evc__outq_clear(evc_outq *q)
     q->head = NULL;
     set_tail(q, NULL);
     q->bytes = 0;
+    q->ref_bytes = 0;
     while (c) {
         evc_chunk *next = c->next;
         if (c->busy)

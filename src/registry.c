@@ -31,6 +31,7 @@ struct evc_loop_entry {
     size_t count;           /* dispatchers in the list */
     evc_block_source blocks; /* the chats' read blocks */
     evc_oob *oob;           /* urgent-data watcher, NULL until first needed */
+    evc_loop_memory memory; /* what the loop's chats hold, and the budget (chat_memory.c) */
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,6 +111,27 @@ evc_oob *evc__registry_oob(evc_loop_entry *e)
     if (!e->oob)
         e->oob = evc__oob_new(e->loop);
     return e->oob;
+}
+
+evc_loop_memory *evc__registry_memory(evc_loop_entry *e)
+{
+    return &e->memory;
+}
+
+evc_loop_entry *evc__registry_find(struct ev_loop *loop)
+{
+    pthread_mutex_lock(&table_lock);
+    evc_loop_entry *e = find_locked(loop);
+    pthread_mutex_unlock(&table_lock);
+    return e;
+}
+
+size_t evc__registry_dispatchers(evc_loop_entry *e)
+{
+    pthread_mutex_lock(&table_lock);
+    size_t n = e->count;
+    pthread_mutex_unlock(&table_lock);
+    return n;
 }
 
 void evc_close_all(struct ev_loop *loop)
