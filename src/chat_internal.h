@@ -104,6 +104,7 @@ struct evc_chat {
     evc_loop_memory *mem;
     evc_chat *mem_prev, *mem_next;
     size_t acct_in, acct_out, acct_ref;
+    size_t acct_peak;       /* the most input + output it was seen holding */
     size_t acct_doomed;     /* held when picked to close for the budget (then in doomed_bytes) */
     bool over_budget;       /* picked: closed with handle_error(-ENOBUFS) at its next handler */
 };

@@ -407,6 +407,7 @@ typedef struct evc_loop_memory {
     size_t referenced_bytes;  /* queued by reference (counted once per queue) */
     size_t doomed_bytes;      /* of input + output, held by chats picked to be closed */
     uint64_t budget_closes;   /* chats closed for the budget */
+    size_t released;          /* peaks of the chats gone since the heap was last trimmed */
     evc_chat *first;          /* the chats, linked through their mem_next */
 } evc_loop_memory;
 
