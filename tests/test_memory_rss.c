@@ -6,7 +6,12 @@
  *
  * Clients are the far ends of unix socket pairs in this process, fed from the
  * loop.  EVC_RSS_CLIENTS and EVC_RSS_FRAME override the crowd (200 chats of
- * 1 MiB by default); the figures go to stderr.  Resident sizes mean nothing
+ * 1 MiB by default); the figures go to stderr.
+ *
+ * And a broadcast: one large message queued with evc_chat_push_shared on many
+ * members that do not read costs about one copy, not one per member.
+ * EVC_RSS_MEMBERS and EVC_RSS_MESSAGE override it (100 members, 4 MiB);
+ * EVC_RSS_COPY=1 pushes a copy per member instead, for comparison (and fails).  Resident sizes mean nothing
  * under a sanitizer's allocator, so the assertion is skipped there.
  */
 #include "support.h"
@@ -113,10 +118,62 @@ static void test_rss_returns_after_partial_frames(void **state)
     free(body);
 }
 
+static void test_broadcast_costs_one_copy(void **state)
+{
+    (void)state;
+    size_t nmembers = env_size("EVC_RSS_MEMBERS", 100);
+    size_t len = env_size("EVC_RSS_MESSAGE", (size_t)4 << 20);
+    bool copy = env_size("EVC_RSS_COPY", 0) != 0;
+    int *peers = calloc(nmembers, sizeof *peers);
+    evc_chat **chats = calloc(nmembers, sizeof *chats);
+    assert_non_null(peers);
+    assert_non_null(chats);
+    struct ev_loop *loop = evt_loop_new();
+    for (size_t i = 0; i < nmembers; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        chats[i] = evc_chat_new(loop, sv[1], NULL, NULL);
+        assert_non_null(chats[i]);
+        peers[i] = sv[0];
+    }
+    size_t before = rss_bytes();
+    char *message = evt_random_body(len, 9);
+    evc_shared *sh = evc_shared_new(message, len);
+    assert_non_null(sh);
+    free(message);
+    for (size_t i = 0; i < nmembers; i++) {
+        size_t n;
+        const void *bytes = evc_shared_bytes(sh, &n);
+        assert_int_equal(copy ? evc_chat_push(chats[i], bytes, n) : evc_chat_push_shared(chats[i], sh), 0);
+    }
+    evc_shared_release(sh);
+    evt_run_for(loop, 0.05);   /* the kernel takes what it takes; nobody reads */
+    struct evc_loop_stats st;
+    assert_int_equal(evc_loop_stats(loop, &st), 0);
+    size_t peak = rss_bytes();
+    fprintf(stderr, "# %zu members x %zu-byte message (%s): RSS before %zu KiB, peak %zu KiB; "
+                    "queued copies %zu, queued references %zu\n", nmembers, len,
+            copy ? "a copy each" : "shared", before >> 10, peak >> 10, st.output_bytes,
+            st.referenced_bytes);
+    assert_true(st.output_bytes < len);
+    assert_true(st.referenced_bytes > (nmembers - 1) * (len / 2));
+#ifndef UNDER_SANITIZER
+    assert_true(peak < before + 2 * len + RSS_SLACK_BYTES);
+#endif
+    for (size_t i = 0; i < nmembers; i++) {
+        evc_chat_close(chats[i]);
+        close(peers[i]);
+    }
+    evt_loop_finish(loop);
+    free(chats);
+    free(peers);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_returns_after_partial_frames),
+        cmocka_unit_test(test_broadcast_costs_one_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
