@@ -105,9 +105,12 @@ static size_t held(const evc_loop_memory *m)
     return m->input_bytes + m->output_bytes;
 }
 
+/* Over the budget, not counting chats already picked (whose holdings may have
+ * shrunk below what they were picked with: writes go on until the close). */
 static bool over_budget(const evc_loop_memory *m)
 {
-    return m->budget && held(m) - m->doomed_bytes > m->budget;
+    size_t h = held(m);
+    return m->budget && h > m->doomed_bytes && h - m->doomed_bytes > m->budget;
 }
 
 /*
