@@ -1,8 +1,8 @@
 /*
  * The loop table: which dispatchers a loop has (for evc_close_all), and where
- * the loop's other per-loop objects live: its source of read blocks (buf.c)
- * and its urgent-data watcher (oob.c).  This file keeps the entries; what is
- * in them belongs to those files.
+ * the loop's other per-loop objects live: its source of read blocks (buf.c),
+ * its urgent-data watcher (oob.c) and its memory account (chat_memory.c).
+ * This file keeps the entries; what is in them belongs to those files.
  *
  * Why a process-wide table.  evc_close_all(loop) must find every dispatcher
  * of a loop, and libev offers no way to do that for us: ev_walk is compiled
