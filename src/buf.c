@@ -84,7 +84,7 @@ static evc_block *block_get(evc_block_source *src, size_t cap)
     }
     if (cap > (size_t)PTRDIFF_MAX - sizeof(evc_block))
         return NULL;
-    evc_block *blk = evc__big_alloc(sizeof *blk + cap);
+    evc_block *blk = malloc(sizeof *blk + cap);
     if (!blk)
         return NULL;
     blk->source = src;
@@ -104,7 +104,7 @@ void evc__block_release(void *block)
         src->spare[src->nspare++] = blk;
         return;
     }
-    evc__big_free(blk, sizeof *blk + blk->cap);
+    free(blk);
 }
 
 void evc__block_source_init(evc_block_source *src, size_t block_size)
@@ -115,10 +115,8 @@ void evc__block_source_init(evc_block_source *src, size_t block_size)
 
 void evc__block_source_fini(evc_block_source *src)
 {
-    while (src->nspare > 0) {
-        evc_block *blk = src->spare[--src->nspare];
-        evc__big_free(blk, sizeof *blk + blk->cap);
-    }
+    while (src->nspare > 0)
+        free(src->spare[--src->nspare]);
 }
 
 /* Makes blk (or nothing) the buffer's block, which must be empty of content. */
@@ -207,7 +205,7 @@ int evc__buf_reserve(evc_buf *b, size_t min_free)
     if (b->off == 0 && b->block && !spare_fits) {
         if (new_cap > (size_t)PTRDIFF_MAX - sizeof(evc_block))
             return -ENOMEM;
-        evc_block *blk = evc__big_realloc(b->block, sizeof *blk + b->cap, sizeof *blk + new_cap);
+        evc_block *blk = realloc(b->block, sizeof *blk + new_cap);
         if (!blk)
             return -ENOMEM;
         blk->cap = new_cap;

@@ -383,7 +383,8 @@ void evc__dispatcher_expt(evc_dispatcher *);
 /* ------------------------------------------------------------------ */
 
 /* Blocks of this many bytes and more are mapped from the kernel and unmapped
- * when freed, so their pages go back at once (bigmem.c says why). */
+ * when freed, so their pages go back at once (bigmem.c says why, and why only
+ * shared buffers use it). */
 #define EVC_BIG_MIN ((size_t)128 << 10)
 /* malloc for small sizes, mmap from EVC_BIG_MIN on.  NULL when out of memory. */
 void *evc__big_alloc(size_t size);

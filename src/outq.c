@@ -89,18 +89,9 @@ static bool is_direct(const evc_chunk *c)
     return c->kind == CHUNK_PRODUCER && c->producer->ops->send_to_fd != NULL;
 }
 
-/* The size a chunk was allocated with (copy chunks carry their bytes; large
- * ones are mapped, evc__big_alloc, so a big push gives its pages back when sent). */
-static size_t chunk_size(const evc_chunk *c)
-{
-    return sizeof *c + (c->kind == CHUNK_COPY ? c->cap : 0);
-}
-
 static evc_chunk *chunk_new(chunk_kind kind, size_t copy_cap)
 {
-    if (copy_cap > (size_t)PTRDIFF_MAX - sizeof(evc_chunk))
-        return NULL;
-    evc_chunk *c = evc__big_alloc(sizeof *c + copy_cap);
+    evc_chunk *c = malloc(sizeof *c + copy_cap);
     if (!c)
         return NULL;
     memset(c, 0, sizeof *c);
@@ -174,7 +165,7 @@ static void destroy_chunk(evc_chunk *c)
     case CHUNK_CLOSE:
         break;
     }
-    evc__big_free(c, chunk_size(c));
+    free(c);
 }
 
 /* Unlinks the head chunk and destroys it (user code may run). */
