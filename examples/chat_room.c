@@ -22,6 +22,10 @@
  * fails with -ENOBUFS and the member is dropped (closed).  The server's memory
  * is therefore bounded by about 1 MiB per member, whatever anybody does.
  *
+ * A line is formatted once and queued on every member as one shared buffer
+ * (evc_shared): a thousand members cost one copy of it, not a thousand, and
+ * the buffer goes when the last member has been sent it.
+ *
  * Try it: run chat_room, then several `chat_client`.
  */
 #include "common.h"
@@ -52,12 +56,12 @@ struct member {
 };
 
 /* Sends text to every live member except the sender; drops those that cannot keep up. */
-static void broadcast(struct room *room, const struct member *sender, const char *text, size_t len)
+static void broadcast(struct room *room, const struct member *sender, evc_shared *text)
 {
     for (struct member *m = room->first; m; m = m->next) {
         if (m == sender || evc_chat_closed(m->chat))
             continue;
-        int rc = evc_chat_push(m->chat, text, len);
+        int rc = evc_chat_push_shared(m->chat, text);
         if (rc == -ENOBUFS || rc == -ENOMEM) {
             fprintf(stderr, "chat_room: dropping %s: %s\n", m->name, evc_strerror(rc));
             /* Closing another member here is safe: it stays in the list until
@@ -90,8 +94,12 @@ static void handle_line(evc_chat *chat, void *data)
     int n = asprintf(&text, "%s %s say: %.*s\n", stamp, me->name, (int)len, line);
     if (n < 0)
         return;
-    broadcast(me->room, me, text, (size_t)n);
+    evc_shared *shared = evc_shared_new(text, (size_t)n);
     free(text);
+    if (!shared)
+        return;
+    broadcast(me->room, me, shared);
+    evc_shared_release(shared);   /* the members' queues hold it now */
 }
 
 static void forget_member(evc_chat *chat, void *data)

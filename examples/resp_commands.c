@@ -412,6 +412,26 @@ static bool cmd_command(evc_chat *c, resp_store *store, resp_arg *argv, size_t a
     return false;
 }
 
+/* INFO [section]: what the server's loop holds for its clients (evc_loop_stats), in
+ * redis's "# Section" and "key:value" lines; every section is given whatever is asked. */
+static bool cmd_info(evc_chat *c, resp_store *store, resp_arg *argv, size_t argc)
+{
+    (void)store, (void)argv, (void)argc;
+    struct evc_loop_stats st;
+    if (evc_loop_stats(evc_dispatcher_loop(evc_chat_dispatcher(c)), &st) < 0)
+        memset(&st, 0, sizeof st);
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "# Clients\r\nconnected_clients:%zu\r\n"
+                     "# Memory\r\nclients_input_bytes:%zu\r\nclients_output_bytes:%zu\r\n"
+                     "clients_referenced_bytes:%zu\r\nclients_memory_budget:%zu\r\n"
+                     "clients_closed_for_budget:%llu\r\n",
+                     st.chats, st.input_bytes, st.output_bytes, st.referenced_bytes, st.budget,
+                     (unsigned long long)st.budget_closes);
+    reply_bulk(c, text, n > 0 && (size_t)n < sizeof text ? (size_t)n : 0);
+    return false;
+}
+
 static const struct command commands[] = {
     {"get", 2, cmd_get},
     {"set", -3, cmd_set},
@@ -430,6 +450,7 @@ static const struct command commands[] = {
     {"flushall", -1, cmd_flushall},
     {"quit", -1, cmd_quit},
     {"command", -1, cmd_command},
+    {"info", -1, cmd_info},
 };
 
 /* Copies at most max bytes of arg into buf for an error text, with CR and LF (which

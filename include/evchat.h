@@ -600,6 +600,43 @@ EVC_EXPORT void evc_workers_stop(evc_workers *);
 /* Closes the listeners and frees everything; not while evc_workers_run runs. */
 EVC_EXPORT void evc_workers_free(evc_workers *);
 
+/* ------------------------------------------------------------------ */
+/* Memory: the loop's budget and stats, shared bytes                   */
+/* ------------------------------------------------------------------ */
+
+/* What a loop's chats hold (evc_loop_stats). */
+struct evc_loop_stats {
+    size_t input_bytes;       /* read and not yet delivered, and partial frames collected */
+    size_t output_bytes;      /* queued output the queues hold copies of (and producers' staging) */
+    size_t referenced_bytes;  /* queued output held by reference (push_ref, push_shared,
+                               * push_incoming), once per queue: not in the budget */
+    size_t chats;             /* open chats */
+    size_t dispatchers;       /* every dispatcher of the loop, the chats' and listeners' included */
+    size_t budget;            /* evc_loop_set_memory_budget; 0: none */
+    uint64_t budget_closes;   /* chats closed for the budget so far */
+};
+
+/* Caps input_bytes + output_bytes of the loop's chats (0: no cap, the default).  Past it
+ * the chats holding the most get handle_error(-ENOBUFS) and are closed, until the rest
+ * fit.  Lasts while the loop has a dispatcher.  0, -ENOENT (no dispatcher yet), -EINVAL. */
+EVC_EXPORT int evc_loop_set_memory_budget(struct ev_loop *loop, size_t bytes);
+/* Fills *out with what the loop's chats hold now (exact; O(chats)).  All zero for a loop
+ * without dispatchers.  0 or -EINVAL. */
+EVC_EXPORT int evc_loop_stats(struct ev_loop *loop, struct evc_loop_stats *out);
+
+/* Bytes that many chats may queue without a copy each (a broadcast). */
+typedef struct evc_shared evc_shared;
+/* A reference-counted copy of len bytes, the caller holding one reference.  NULL + errno
+ * (ENOMEM, EINVAL). */
+EVC_EXPORT evc_shared *evc_shared_new(const void *bytes, size_t len);
+/* Queues the shared bytes on c, which holds its own reference until they are written or
+ * discarded.  0 or the errors of evc_chat_push (nothing queued, the caller's reference kept). */
+EVC_EXPORT int evc_chat_push_shared(evc_chat *c, evc_shared *sh);
+/* Drops the caller's reference; the bytes go with the last one.  NULL: nothing. */
+EVC_EXPORT void evc_shared_release(evc_shared *sh);
+/* The bytes and *len, which never change. */
+EVC_EXPORT const void *evc_shared_bytes(const evc_shared *sh, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -185,7 +185,14 @@ int evc__buf_reserve(evc_buf *b, size_t min_free)
      * bytes that went through the buffer.
      */
     if (b->cap >= need && b->len <= b->off) {
-        memmove(b->data, b->data + b->off, b->len);
+        /* An empty buffer may have no block at all, and memmove wants valid
+         * pointers even for 0 bytes. */
+        if (b->len > 0) {
+            /* Content always lies in a block; said for static analysis,
+             * which cannot see it. */
+            assert(b->data != NULL);
+            memmove(b->data, b->data + b->off, b->len);
+        }
         b->off = 0;
         return 0;
     }

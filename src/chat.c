@@ -422,6 +422,7 @@ void evc_chat_discard_buffers(evc_chat *c)
     evc__scanner_reset(&c->scanner);
     frame_done(c);
     evc__outq_clear(&c->out);
+    evc__chat_account(c);
     /* The queued close went with the queue; a chat already lingering stays so. */
     if (c->state == CHAT_CLOSING || c->state == CHAT_SHUTTING)
         c->state = CHAT_OPEN;

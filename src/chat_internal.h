@@ -113,6 +113,14 @@ struct evc_chat {
     evc_tls *tls;
     double tls_handshake_timeout;   /* evc_chat_set_tls_handshake_timeout */
     bool tls_timeout_set;           /* else EVC_DEFAULT_TLS_HANDSHAKE_TIMEOUT */
+    /* The loop's memory account (chat_memory.c): what the loop's sums hold for
+     * this chat since it was last accounted, and its place in the loop's list. */
+    evc_loop_memory *mem;
+    evc_chat *mem_prev, *mem_next;
+    size_t acct_in, acct_out, acct_ref;
+    size_t acct_peak;       /* the most input + output it was seen holding */
+    size_t acct_doomed;     /* held when picked to close for the budget (then in doomed_bytes) */
+    bool over_budget;       /* picked: closed with handle_error(-ENOBUFS) at its next handler */
 };
 
 /* The single re-check after a call into user code: may we keep going?  The
@@ -287,5 +295,18 @@ bool evc__tls_handshake_timed_out(evc_chat *c);
 bool evc__tls_keep_idle_timeout(evc_chat *c, double seconds);
 /* Frees the session (on_destroy).  NULL is a no-op. */
 void evc__tls_free(evc_tls *t);
+
+/* chat_memory.c, the loop's memory account: */
+/* Joins the loop's account (evc_chat_new). */
+void evc__chat_memory_join(evc_chat *c);
+/* Leaves it (on_destroy): the loop's sums lose what they held for the chat. */
+void evc__chat_memory_leave(evc_chat *c);
+/* Brings the loop's sums up to what the chat holds now; past the budget, picks
+ * the chats holding the most to be closed (at their next handler).  Cheap: a
+ * few additions, and a scan of the loop's chats only when over the budget. */
+void evc__chat_account(evc_chat *c);
+/* From the top of a handler: a chat picked for the budget is closed, with
+ * handle_error(-ENOBUFS) first.  True when it was. */
+bool evc__chat_memory_settle(evc_chat *c);
 
 #endif /* EVC_CHAT_INTERNAL_H */

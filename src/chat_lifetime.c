@@ -67,9 +67,12 @@ static bool chat_writable(evc_dispatcher *d, void *data)
  */
 static void finish_event(evc_chat *c)
 {
+    if (evc__chat_memory_settle(c))
+        return;
     evc__chat_flush(c);
     evc__chat_deliver_held(c);
     evc__chat_settle_output(c);
+    evc__chat_account(c);
 }
 
 static void chat_handle_read(evc_dispatcher *d, void *data)
@@ -119,6 +122,7 @@ static void chat_handle_error(evc_dispatcher *d, int err, void *data)
     (void)d;
     enter_handler(c);
     evc__chat_report_error(c, err);
+    evc__chat_account(c);
     leave_handler(c);
 }
 
@@ -166,6 +170,7 @@ static void chat_on_destroy(evc_dispatcher *d, void *data)
 {
     evc_chat *c = data;
     (void)d;
+    evc__chat_memory_leave(c);
     /* evc_close_all closes the dispatcher with output still queued.  Release
      * callbacks and producers may use the user's data, and on_destroy, the last
      * callback, may free it: so they all run first. */
@@ -229,6 +234,7 @@ evc_chat *evc_chat_new(struct ev_loop *loop, int fd, const struct evc_chat_ops *
         errno = saved;
         return NULL;
     }
+    evc__chat_memory_join(c);
     evc__buf_init(&c->in, evc__registry_blocks(evc__dispatcher_entry(c->disp)));
     if (fd >= 0) {
         int rc = (flags & O_NONBLOCK) ? evc__dispatcher_adopt(c->disp, fd)
@@ -283,6 +289,7 @@ void evc_chat_close(evc_chat *c)
      * clear, see a closed chat and cannot queue anything more. */
     evc_dispatcher_close(c->disp);
     evc__outq_clear(&c->out);
+    evc__chat_account(c);
 }
 
 bool evc_chat_closed(const evc_chat *c)

@@ -222,6 +222,8 @@ static inline int push_allowed(const evc_chat *c, size_t len)
 {
     if (!user_may_continue(c) || close_queued(c) || c->write_err)
         return -EPIPE;
+    if (c->over_budget)
+        return -ENOBUFS;   /* to be closed for the loop's memory budget */
     if (c->output_limit && (len > c->output_limit || evc__outq_bytes(&c->out) > c->output_limit - len))
         return -ENOBUFS;
     return 0;
@@ -239,6 +241,7 @@ static __attribute__((noinline)) int push_slow(evc_chat *c, const void *bytes, s
     if (rc < 0)
         return rc;
     output_added(c);
+    evc__chat_account(c);
     return 0;
 }
 
@@ -297,8 +300,10 @@ int evc_chat_push_ref(evc_chat *c, const void *bytes, size_t len, void (*release
     if (rc < 0)
         return rc;
     rc = evc__outq_push_ref(&c->out, bytes, len, release, arg);
-    if (rc == 0)
+    if (rc == 0) {
         output_added(c);
+        evc__chat_account(c);
+    }
     return rc;
 }
 

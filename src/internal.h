@@ -139,14 +139,22 @@ typedef struct evc_outq {
     /* TLS (chat_tls.c): the bytes are transformed on their way out, so a producer
      * with send_to_fd is pulled with more() like any other, never sendfile'd. */
     bool direct_off;
+    size_t ref_bytes;    /* of `bytes`, those in reference chunks (the caller's memory,
+                          * or bytes queued on other queues too): exact like `bytes` */
 } evc_outq;
 
-#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, SIZE_MAX, false}
+#define EVC_OUTQ_INIT {NULL, NULL, 0, NULL, NULL, SIZE_MAX, false, 0}
 
 /* Bytes queued and not yet consumed (producers count what they handed out). */
 static inline size_t evc__outq_bytes(const evc_outq *q)
 {
     return q->bytes;
+}
+
+/* Of evc__outq_bytes, those queued by reference (evc__outq_push_ref). */
+static inline size_t evc__outq_ref_bytes(const evc_outq *q)
+{
+    return q->ref_bytes;
 }
 
 /* The free room at the tail that evc__outq_commit may fill (*avail bytes, 0 when
@@ -467,5 +475,44 @@ size_t evc__registry_dispatchers(struct ev_loop *);
  * (server.c; workers bind unix addresses the same way). */
 struct sockaddr_un;
 void evc__remove_stale_unix_socket(const struct sockaddr_un *, socklen_t);
+
+/* ------------------------------------------------------------------ */
+/* Memory: large blocks (bigmem.c) and the loop's account (chat_memory.c) */
+/* ------------------------------------------------------------------ */
+
+/* Blocks of this many bytes and more are mapped from the kernel and unmapped
+ * when freed, so their pages go back at once (bigmem.c says why, and why only
+ * shared buffers use it). */
+#define EVC_BIG_MIN ((size_t)128 << 10)
+/* malloc for small sizes, mmap from EVC_BIG_MIN on.  NULL when out of memory. */
+void *evc__big_alloc(size_t size);
+/* Frees a block of evc__big_alloc; size is the size it was allocated (or last
+ * reallocated) with.  NULL is ignored. */
+void evc__big_free(void *, size_t size);
+/* Resizes a block of evc__big_alloc (contents kept up to the smaller size);
+ * NULL when out of memory, the old block then unchanged. */
+void *evc__big_realloc(void *, size_t old_size, size_t new_size);
+
+/*
+ * One loop's memory account: what its chats hold, kept as sums of what each
+ * chat held when it was last accounted (chat_memory.c), and the budget.  It
+ * lives in the loop's registry entry, zeroed with it; only chat_memory.c
+ * writes it, from the loop's thread.
+ */
+typedef struct evc_loop_memory {
+    size_t budget;            /* input + output bytes allowed; 0: no budget */
+    size_t input_bytes;       /* in the chats' input: partial frames, undelivered bytes */
+    size_t output_bytes;      /* in the chats' output queues' own copies and staging */
+    size_t referenced_bytes;  /* queued by reference (counted once per queue) */
+    size_t doomed_bytes;      /* of input + output, held by chats picked to be closed */
+    uint64_t budget_closes;   /* chats closed for the budget */
+    size_t released;          /* peaks of the chats gone since the heap was last trimmed */
+    evc_chat *first;          /* the chats, linked through their mem_next */
+} evc_loop_memory;
+
+/* The loop's memory account (registry.c). */
+evc_loop_memory *evc__registry_memory(evc_loop_entry *);
+/* The loop's entry, or NULL when it has no dispatcher (registry.c). */
+evc_loop_entry *evc__registry_find(struct ev_loop *);
 
 #endif /* EVC_INTERNAL_H */

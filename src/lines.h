@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <assert.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -73,6 +74,9 @@ static inline const char *evc__lines_next(evc_line_cursor *lc)
     /* An empty rest may start at NULL (a buffer without a block): memchr must not see it. */
     if (lc->next == lc->end)
         return NULL;
+    /* A non-empty rest lies in a block (a buffer's content is never at NULL);
+     * said here so that static analysis, which cannot see that, knows it. */
+    assert(lc->next != NULL);
     const char *found = memchr(lc->next, lc->term, (size_t)(lc->end - lc->next));
     lc->next = found ? found + 1 : lc->end;
     return found;

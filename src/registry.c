@@ -1,8 +1,8 @@
 /*
  * The loop table: which dispatchers a loop has (for evc_close_all), and where
- * the loop's other per-loop objects live: its source of read blocks (buf.c)
- * and its urgent-data watcher (oob.c).  This file keeps the entries; what is
- * in them belongs to those files.
+ * the loop's other per-loop objects live: its source of read blocks (buf.c),
+ * its urgent-data watcher (oob.c) and its memory account (chat_memory.c).
+ * This file keeps the entries; what is in them belongs to those files.
  *
  * Why a process-wide table.  evc_close_all(loop) must find every dispatcher
  * of a loop, and libev offers no way to do that for us: ev_walk is compiled
@@ -42,6 +42,7 @@ struct evc_loop_entry {
     /* server.c's question "who took this accepted fd?" (evc__registry_claim_*). */
     int claim_fd;           /* -1 when no claim is open */
     evc_dispatcher *claim_adopter;
+    evc_loop_memory memory; /* what the loop's chats hold, and the budget (chat_memory.c) */
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -206,6 +207,19 @@ void evc__registry_adopted(evc_loop_entry *e, int fd, evc_dispatcher *d)
 {
     if (e->claim_fd >= 0 && e->claim_fd == fd && !e->claim_adopter)
         e->claim_adopter = d;
+}
+
+evc_loop_memory *evc__registry_memory(evc_loop_entry *e)
+{
+    return &e->memory;
+}
+
+evc_loop_entry *evc__registry_find(struct ev_loop *loop)
+{
+    pthread_mutex_lock(&table_lock);
+    evc_loop_entry *e = find_locked(loop);
+    pthread_mutex_unlock(&table_lock);
+    return e;
 }
 
 void evc_close_all(struct ev_loop *loop)

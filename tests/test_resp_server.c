@@ -845,6 +845,40 @@ static void empty_requests_are_ignored(void **state)
     disconnect(c);
 }
 
+/* The clients_input_bytes figure of an INFO reply; -1 when missing. */
+static long held_input(const char *info)
+{
+    const char *p = strstr(info, "clients_input_bytes:");
+    return p ? strtol(p + strlen("clients_input_bytes:"), NULL, 10) : -1;
+}
+
+/* INFO reports the loop's memory account: the clients and what they hold. */
+static void info_reports_client_memory(void **state)
+{
+    client *other = connect_to(*state);
+    send_text(other, "SET partial");   /* a partial line, held by the server */
+    client *c = connect_to(*state);
+    evt_bytes reply = {0};
+    /* The other client's bytes reach the server in their own time: ask until they did. */
+    for (int tries = 0; tries < 200; tries++) {
+        evt_bytes_reset(&reply);
+        send_text(c, "INFO\r\n");
+        read_reply_into(c, &reply);
+        evt_bytes_add(&reply, "", 1);
+        if (held_input(reply.p) >= 11)
+            break;
+        usleep(10000);
+    }
+    assert_non_null(strstr(reply.p, "connected_clients:2\r\n"));
+    /* The partial line, and whatever of INFO's own request is still in its buffer. */
+    assert_true(held_input(reply.p) >= 11);
+    assert_true(held_input(reply.p) <= 11 + 6);
+    assert_non_null(strstr(reply.p, "clients_memory_budget:"));
+    evt_bytes_free(&reply);
+    disconnect(c);
+    disconnect(other);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -870,6 +904,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unread_big_replies_stay_bounded, start, stop),
         cmocka_unit_test_setup_teardown(quit_closes_after_reply, start, stop),
         cmocka_unit_test_setup_teardown(empty_requests_are_ignored, start, stop),
+        cmocka_unit_test_setup_teardown(info_reports_client_memory, start, stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
