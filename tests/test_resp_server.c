@@ -36,6 +36,13 @@ static int start_with(void **state, const char *const *args)
 
 static int start(void **state) { return start_with(state, NULL); }
 
+/* --collect 0: every event handled at once (the interval's off switch still serves). */
+static int start_without_collect(void **state)
+{
+    static const char *const args[] = {"--collect", "0", NULL};
+    return start_with(state, args);
+}
+
 /* A 1 KiB argument limit, for the -m test. */
 static int start_small_bulk(void **state)
 {
@@ -879,6 +886,21 @@ static void info_reports_client_memory(void **state)
     disconnect(other);
 }
 
+/* --collect takes a plain number of seconds from 0 to 1; anything else is a usage
+ * error before the server listens. */
+static void collect_option_is_checked(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"abc", "-1", "nan", "inf", "2", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char out[512];
+        const char *args[] = {"--collect", bad[i], NULL};
+        int status = evt_run_example("resp_server", args, out, sizeof out);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 2)
+            fail_msg("--collect '%s': status %d, said: %s", bad[i], status, out);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -905,6 +927,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(quit_closes_after_reply, start, stop),
         cmocka_unit_test_setup_teardown(empty_requests_are_ignored, start, stop),
         cmocka_unit_test_setup_teardown(info_reports_client_memory, start, stop),
+        cmocka_unit_test_setup_teardown(inline_commands, start_without_collect, stop),
+        cmocka_unit_test(collect_option_is_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
